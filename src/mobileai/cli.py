@@ -1,0 +1,197 @@
+"""The ``mobileai`` command.
+
+Exit codes: 0 success, 2 user error (bad input: one line, no traceback), 1 internal error.
+``--json`` prints machine-readable output on stdout; progress and messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mobileai.errors import UserError
+
+app = typer.Typer(
+    name="mobileai",
+    help="Mobile AI platform: 3GPP-calibrated network digital twin and the AI that runs on it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(help="Benchmarks: speed, memory and accuracy, printed side by side.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+err = Console(stderr=True)
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
+class PropScenario(str, Enum):
+    uma = "uma"
+    umi = "umi"
+    rma = "rma"
+
+
+def progress_bar(enabled: bool = True) -> Progress:
+    """A rich progress bar on stderr (silent when ``enabled`` is False)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not enabled,
+        transient=True,
+    )
+
+
+def check_device(device: Device) -> str:
+    if device == Device.cuda:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    return device.value
+
+
+def emit(data: dict, as_json: bool, human: str | None = None) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=None) + "\n")
+    else:
+        Console().print(human if human is not None else json.dumps(data, indent=2))
+
+
+@app.command()
+def scenarios(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List the packaged scenarios."""
+    from mobileai.twin.config import load_scenario, packaged_scenarios
+
+    rows = [{"name": n, "description": load_scenario(n).description} for n in packaged_scenarios()]
+    emit({"scenarios": rows}, as_json, "\n".join(f"[bold]{r['name']}[/bold]  {r['description']}" for r in rows))
+
+
+@app.command()
+def calibrate(
+    scenario: Annotated[PropScenario, typer.Option(help="TR 38.901 scenario.")] = PropScenario.uma,
+    carrier_ghz: Annotated[float, typer.Option("--carrier-ghz", help="Carrier frequency, GHz.")] = 6.0,
+    drops: Annotated[int, typer.Option(min=1, max=10_000, help="Independent drops (570 UEs each).")] = 20,
+    seed: Annotated[int, typer.Option(min=0, help="First drop's seed.")] = 0,
+    device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Run the 3GPP large-scale calibration (TR 38.901 7.8.1) and compare with RAN1's results."""
+    from mobileai.twin.calibration import run_calibration
+    from mobileai.twin.config import FREQUENCY_RANGE_GHZ
+
+    lo, hi = FREQUENCY_RANGE_GHZ[scenario.value]
+    if not lo <= carrier_ghz <= hi:
+        raise UserError(f"--carrier-ghz {carrier_ghz:g} is outside the {scenario.value.upper()} validity range {lo}..{hi} GHz")
+    dev = check_device(device)
+    with progress_bar(not as_json) as bar:
+        task = bar.add_task("calibration drops", total=drops)
+        res = run_calibration(scenario.value, carrier_ghz, drops, seed, dev, on_drop=lambda _d: bar.advance(task))
+    summary = res.summary()
+    human = None
+    if not as_json:
+        lines = [f"TR 38.901 large-scale calibration: {scenario.value.upper()} {carrier_ghz:g} GHz, {drops} drops, {summary['ues']} UEs"]
+        ref = summary.get("reference")
+        for metric in ("coupling_gain_db", "geometry_sinr_db"):
+            ours = summary[metric]
+            line = f"  {metric:18s} " + "  ".join(f"{k} {v:7.1f}" for k, v in ours.items())
+            if ref:
+                line += "   | 3GPP " + "  ".join(f"{k} {v:7.1f}" for k, v in ref[metric].items())
+            lines.append(line)
+        if ref:
+            lines.append(f"  max |ours - 3GPP| at p5/p50/p95: {summary['max_abs_error_db']:.2f} dB")
+        human = "\n".join(lines)
+    emit(summary, as_json, human)
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Argument(help="Packaged scenario name or path to a scenario YAML.")],
+    out: Annotated[Path, typer.Option(help="Run directory to create (must not exist, or be empty).")],
+    seed: Annotated[int | None, typer.Option(min=0, help="Override the scenario's seed.")] = None,
+    device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
+    ues: Annotated[int | None, typer.Option(min=1, max=10_000_000, help="Override the number of UEs.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+) -> None:
+    """Simulate a scenario (static drop) and write Parquet KPIs, a DuckDB catalog, run.json and an HTML report."""
+    from mobileai.simulate import run_simulation
+
+    dev = check_device(device)
+    with progress_bar(not as_json) as bar:
+        summary = run_simulation(scenario, out, seed=seed, device=dev, n_ues=ues, progress=bar)
+    human = None
+    if not as_json:
+        human = "\n".join(
+            [f"[bold green]done[/bold green]: {summary['out']}"]
+            + [f"  {k}: {v}" for k, v in summary.items() if k not in ("out", "files")]
+            + [f"  report: {Path(summary['out']) / 'report.html'}"]
+        )
+    emit(summary, as_json, human)
+
+
+@bench_app.command("radio")
+def bench_radio(
+    sizes: Annotated[str, typer.Option(help="Comma-separated UE counts.")] = "570,5700,57000,570000",
+    sionna: Annotated[bool, typer.Option(help="Also time Sionna's UMa topology step (reference).")] = True,
+    sionna_sizes: Annotated[str, typer.Option(help="UE counts for Sionna.")] = "100,300,1000",
+    repeats: Annotated[int, typer.Option(min=1, max=100, help="Timed repetitions (best is kept).")] = 3,
+    device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Time and peak memory of coupling loss + SINR for 57 cells x N UEs, next to Sionna."""
+    from mobileai.bench.radio import format_radio_bench, run_radio_bench
+
+    def parse(text: str, name: str) -> list[int]:
+        try:
+            vals = [int(s) for s in text.split(",") if s.strip()]
+        except ValueError:
+            raise UserError(f"--{name}: expected comma-separated integers, got {text!r}") from None
+        if not vals or any(v < 1 for v in vals):
+            raise UserError(f"--{name}: expected positive integers, got {text!r}")
+        return vals
+
+    dev = check_device(device)
+    result = run_radio_bench(
+        parse(sizes, "sizes"), parse(sionna_sizes, "sionna-sizes") if sionna else [], repeats=repeats, device=dev
+    )
+    emit(result, as_json, None if as_json else format_radio_bench(result))
+
+
+def main() -> None:
+    """Entry point: user errors exit 2 with one line, internal errors exit 1.
+
+    Typer (standalone) already turns usage errors (bad option values) into exit code 2.
+    """
+    try:
+        app()
+    except UserError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except Exception as exc:
+        if os.environ.get("MOBILEAI_DEBUG"):
+            raise
+        err.print(
+            f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set MOBILEAI_DEBUG=1 for a traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
