@@ -29,7 +29,17 @@ def test_packaged_scenarios_load_and_build(name: str) -> None:
     [
         ({"radio": {"carier_ghz": 3.5}}, "radio.carier_ghz: unknown key"),
         ({"bs": {"tx_power_dbm": -5}}, "bs.tx_power_dbm"),
-        ({"radio": {"scenario": "rma", "carrier_ghz": 40, "bandwidth_mhz": 100, "subcarrier_spacing_khz": 120}}, "validity range 0.5..30.0"),
+        (
+            {
+                "radio": {
+                    "scenario": "rma",
+                    "carrier_ghz": 40,
+                    "bandwidth_mhz": 100,
+                    "subcarrier_spacing_khz": 120,
+                }
+            },
+            "validity range 0.5..30.0",
+        ),
         ({"radio": {"scenario": "uma", "carrier_ghz": 0.1}}, "validity range 0.5..100.0"),
         ({"radio": {"bandwidth_mhz": 33}}, "allowed: 5, 10, 15"),
         ({"radio": {"carrier_ghz": float("nan")}}, "radio.carrier_ghz"),
@@ -67,12 +77,18 @@ def _site_scenario(tmp_path: Path, csv_text: str) -> Path:
 
 
 def test_user_sites_file_xy_and_latlon(tmp_path: Path) -> None:
-    sc = load_scenario(_site_scenario(tmp_path, "cell_id,x_m,y_m,azimuth_deg\nA1,0,0,0\nA2,0,0,120\nB1,400,0,240\n"))
+    sc = load_scenario(
+        _site_scenario(tmp_path, "cell_id,x_m,y_m,azimuth_deg\nA1,0,0,0\nA2,0,0,120\nB1,400,0,240\n")
+    )
     cells = build_layout(sc)
     assert cells.n == 3 and cells.n_sites == 2
     # compass bearing 0 (north) is 90° in the mathematical convention
     assert cells.boresight_deg[0].item() == pytest.approx(90.0)
-    sc = load_scenario(_site_scenario(tmp_path, "cell_id,lat,lon,azimuth_deg,tx_power_dbm\nX,45.0,9.0,0,40\nY,45.0,9.01,90,43\n"))
+    sc = load_scenario(
+        _site_scenario(
+            tmp_path, "cell_id,lat,lon,azimuth_deg,tx_power_dbm\nX,45.0,9.0,0,40\nY,45.0,9.01,90,43\n"
+        )
+    )
     cells = build_layout(sc)
     assert cells.n_sites == 2
     assert abs(cells.x[1] - cells.x[0]).item() == pytest.approx(786.0, rel=0.01)  # 0.01° lon at 45°N

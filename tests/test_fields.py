@@ -12,7 +12,12 @@ from mobileai.twin.fields import SinusoidField
 
 def test_field_statistics_match_exponential_correlation() -> None:
     n_fields, corr = 4000, 50.0
-    f = SinusoidField(torch.full((n_fields,), corr, dtype=torch.float64), 48, torch.Generator().manual_seed(0), dtype=torch.float64)
+    f = SinusoidField(
+        torch.full((n_fields,), corr, dtype=torch.float64),
+        48,
+        torch.Generator().manual_seed(0),
+        dtype=torch.float64,
+    )
     idx = (torch.arange(n_fields)[None, :],)
     x0 = torch.zeros(1, n_fields, dtype=torch.float64)
     a = f.sample(x0, x0, idx)[0]

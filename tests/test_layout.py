@@ -42,7 +42,11 @@ def test_calibration_drop_honours_counts_distance_and_indoor_share() -> None:
     assert cells.n == 57
     ues = drop_ues(sc, cells, torch.Generator().manual_seed(3))
     assert ues.n == 570
-    d = torch.cdist(torch.stack([ues.x, ues.y], 1), torch.stack([cells.site_x, cells.site_y], 1)).min(1).values
+    d = (
+        torch.cdist(torch.stack([ues.x, ues.y], 1), torch.stack([cells.site_x, cells.site_y], 1))
+        .min(1)
+        .values
+    )
     assert d.min() >= 35.0
     assert 0.7 < ues.indoor.double().mean() < 0.9
     h_in = ues.height[ues.indoor]

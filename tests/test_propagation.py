@@ -62,8 +62,12 @@ def test_rma_los_and_nlos_values() -> None:
     got_los = prop.pathloss_los("rma", t(d2d), t(d3d), fc, t(h_bs), t(h_ut), rma_h=h).item()
     assert got_los == pytest.approx(los, abs=1e-9)
     nlos_p = (
-        161.04 - 7.1 * math.log10(w) + 7.5 * math.log10(h) - (24.37 - 3.7 * (h / h_bs) ** 2) * math.log10(h_bs)
-        + (43.42 - 3.1 * math.log10(h_bs)) * (math.log10(d3d) - 3) + 20 * math.log10(fc)
+        161.04
+        - 7.1 * math.log10(w)
+        + 7.5 * math.log10(h)
+        - (24.37 - 3.7 * (h / h_bs) ** 2) * math.log10(h_bs)
+        + (43.42 - 3.1 * math.log10(h_bs)) * (math.log10(d3d) - 3)
+        + 20 * math.log10(fc)
         - (3.2 * math.log10(11.75 * h_ut) ** 2 - 4.97)
     )
     got = prop.pathloss_nlos("rma", t(d2d), t(d3d), fc, t(h_bs), t(h_ut), rma_h=h, rma_w=w).item()
@@ -94,7 +98,9 @@ def test_o2i_low_and_high_loss_at_6ghz() -> None:
     fc = 6.0
     low = 5 - 10 * math.log10(0.3 * 10 ** (-(2 + 0.2 * fc) / 10) + 0.7 * 10 ** (-(5 + 4 * fc) / 10))
     high = 5 - 10 * math.log10(0.7 * 10 ** (-(23 + 0.3 * fc) / 10) + 0.3 * 10 ** (-(5 + 4 * fc) / 10))
-    got = prop.o2i_penetration_db(fc, torch.tensor([False, True]), torch.tensor([10.0, 10.0], dtype=torch.float64))
+    got = prop.o2i_penetration_db(
+        fc, torch.tensor([False, True]), torch.tensor([10.0, 10.0], dtype=torch.float64)
+    )
     assert got[0].item() == pytest.approx(low + 5.0, abs=1e-9)
     assert got[1].item() == pytest.approx(high + 5.0, abs=1e-9)
     assert prop.o2i_sigma_db(torch.tensor([False, True])).tolist() == pytest.approx([4.4, 6.5])
@@ -111,7 +117,12 @@ def test_uma_environment_height_values_are_on_the_3m_grid() -> None:
     d = torch.full((2000,), 150.0, dtype=torch.float64)
     h = torch.full_like(d, 22.5)
     g = torch.Generator().manual_seed(1)
-    he = prop.uma_environment_height(d, h, torch.rand(2000, generator=g, dtype=torch.float64), torch.rand(2000, generator=g, dtype=torch.float64))
+    he = prop.uma_environment_height(
+        d,
+        h,
+        torch.rand(2000, generator=g, dtype=torch.float64),
+        torch.rand(2000, generator=g, dtype=torch.float64),
+    )
     allowed = {1.0, 12.0, 15.0, 18.0, 21.0}
     assert set(he.tolist()) <= allowed
     assert (he == 1.0).float().mean() < 0.99  # some links get a raised environment
@@ -123,7 +134,9 @@ freqs = st.floats(min_value=0.5, max_value=30.0)
 
 @settings(max_examples=200, deadline=None)
 @given(d1=distances, d2=distances, fc=freqs, scenario=st.sampled_from(["uma", "umi", "rma"]))
-def test_pathloss_grows_with_distance_and_nlos_dominates(d1: float, d2: float, fc: float, scenario: str) -> None:
+def test_pathloss_grows_with_distance_and_nlos_dominates(
+    d1: float, d2: float, fc: float, scenario: str
+) -> None:
     h_bs = {"uma": 25.0, "umi": 10.0, "rma": 35.0}[scenario]
     lo, hi = sorted((d1, d2))
     d2d = torch.tensor([lo, hi], dtype=torch.float64)
@@ -139,7 +152,11 @@ def test_pathloss_grows_with_distance_and_nlos_dominates(d1: float, d2: float, f
 
 
 @settings(max_examples=200, deadline=None)
-@given(d=st.floats(min_value=0.0, max_value=10_000.0), h=st.floats(min_value=1.5, max_value=22.5), scenario=st.sampled_from(["uma", "umi", "rma"]))
+@given(
+    d=st.floats(min_value=0.0, max_value=10_000.0),
+    h=st.floats(min_value=1.5, max_value=22.5),
+    scenario=st.sampled_from(["uma", "umi", "rma"]),
+)
 def test_los_probability_is_a_probability(d: float, h: float, scenario: str) -> None:
     p = prop.los_probability(scenario, t(d), t(h)).item()
     assert 0.0 <= p <= 1.0 + 1e-12
@@ -148,5 +165,7 @@ def test_los_probability_is_a_probability(d: float, h: float, scenario: str) -> 
 @settings(max_examples=100, deadline=None)
 @given(fc=freqs, d_in=st.floats(min_value=0.0, max_value=25.0))
 def test_high_loss_walls_attenuate_more(fc: float, d_in: float) -> None:
-    got = prop.o2i_penetration_db(fc, torch.tensor([False, True]), torch.tensor([d_in, d_in], dtype=torch.float64))
+    got = prop.o2i_penetration_db(
+        fc, torch.tensor([False, True]), torch.tensor([d_in, d_in], dtype=torch.float64)
+    )
     assert got[1] > got[0] > 0

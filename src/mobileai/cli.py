@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -26,19 +26,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-bench_app = typer.Typer(help="Benchmarks: speed, memory and accuracy, printed side by side.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks: speed, memory and accuracy, printed side by side.", no_args_is_help=True
+)
 app.add_typer(bench_app, name="bench")
 
 err = Console(stderr=True)
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     cpu = "cpu"
     cuda = "cuda"
     auto = "auto"
 
 
-class PropScenario(str, Enum):
+class PropScenario(StrEnum):
     uma = "uma"
     umi = "umi"
     rma = "rma"
@@ -74,12 +76,16 @@ def emit(data: dict, as_json: bool, human: str | None = None) -> None:
 
 
 @app.command()
-def scenarios(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+def scenarios(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
     """List the packaged scenarios."""
     from mobileai.twin.config import load_scenario, packaged_scenarios
 
     rows = [{"name": n, "description": load_scenario(n).description} for n in packaged_scenarios()]
-    emit({"scenarios": rows}, as_json, "\n".join(f"[bold]{r['name']}[/bold]  {r['description']}" for r in rows))
+    emit(
+        {"scenarios": rows}, as_json, "\n".join(f"[bold]{r['name']}[/bold]  {r['description']}" for r in rows)
+    )
 
 
 @app.command()
@@ -97,15 +103,23 @@ def calibrate(
 
     lo, hi = FREQUENCY_RANGE_GHZ[scenario.value]
     if not lo <= carrier_ghz <= hi:
-        raise UserError(f"--carrier-ghz {carrier_ghz:g} is outside the {scenario.value.upper()} validity range {lo}..{hi} GHz")
+        raise UserError(
+            f"--carrier-ghz {carrier_ghz:g} is outside the {scenario.value.upper()} "
+            f"validity range {lo}..{hi} GHz"
+        )
     dev = check_device(device)
     with progress_bar(not as_json) as bar:
         task = bar.add_task("calibration drops", total=drops)
-        res = run_calibration(scenario.value, carrier_ghz, drops, seed, dev, on_drop=lambda _d: bar.advance(task))
+        res = run_calibration(
+            scenario.value, carrier_ghz, drops, seed, dev, on_drop=lambda _d: bar.advance(task)
+        )
     summary = res.summary()
     human = None
     if not as_json:
-        lines = [f"TR 38.901 large-scale calibration: {scenario.value.upper()} {carrier_ghz:g} GHz, {drops} drops, {summary['ues']} UEs"]
+        lines = [
+            f"TR 38.901 large-scale calibration: {scenario.value.upper()} {carrier_ghz:g} GHz, "
+            f"{drops} drops, {summary['ues']} UEs"
+        ]
         ref = summary.get("reference")
         for metric in ("coupling_gain_db", "geometry_sinr_db"):
             ours = summary[metric]
@@ -125,10 +139,12 @@ def simulate(
     out: Annotated[Path, typer.Option(help="Run directory to create (must not exist, or be empty).")],
     seed: Annotated[int | None, typer.Option(min=0, help="Override the scenario's seed.")] = None,
     device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
-    ues: Annotated[int | None, typer.Option(min=1, max=10_000_000, help="Override the number of UEs.")] = None,
+    ues: Annotated[
+        int | None, typer.Option(min=1, max=10_000_000, help="Override the number of UEs.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
 ) -> None:
-    """Simulate a scenario (static drop) and write Parquet KPIs, a DuckDB catalog, run.json and an HTML report."""
+    """Simulate a scenario (static drop): Parquet KPIs, DuckDB catalog, run.json and an HTML report."""
     from mobileai.simulate import run_simulation
 
     dev = check_device(device)
@@ -167,7 +183,10 @@ def bench_radio(
 
     dev = check_device(device)
     result = run_radio_bench(
-        parse(sizes, "sizes"), parse(sionna_sizes, "sionna-sizes") if sionna else [], repeats=repeats, device=dev
+        parse(sizes, "sizes"),
+        parse(sionna_sizes, "sionna-sizes") if sionna else [],
+        repeats=repeats,
+        device=dev,
     )
     emit(result, as_json, None if as_json else format_radio_bench(result))
 

@@ -22,7 +22,12 @@ import torch
 from mobileai.twin.config import AntennaConfig
 
 
-def element_gain_db(cfg: AntennaConfig, theta_deg: torch.Tensor, phi_deg: torch.Tensor, theta_ref_deg: float | torch.Tensor = 90.0) -> torch.Tensor:
+def element_gain_db(
+    cfg: AntennaConfig,
+    theta_deg: torch.Tensor,
+    phi_deg: torch.Tensor,
+    theta_ref_deg: float | torch.Tensor = 90.0,
+) -> torch.Tensor:
     """Element gain in dBi, Table 7.3-1. ``phi_deg`` relative to boresight, wrapped to [-180, 180)."""
     if cfg.pattern == "omni":
         return torch.full_like(theta_deg, cfg.max_gain_dbi)
@@ -32,7 +37,9 @@ def element_gain_db(cfg: AntennaConfig, theta_deg: torch.Tensor, phi_deg: torch.
     return cfg.max_gain_dbi - torch.clamp(-(a_v + a_h), max=cfg.front_to_back_db)
 
 
-def array_gain_db(m: int, spacing_wl: float, theta_deg: torch.Tensor, tilt_zenith_deg: torch.Tensor | float) -> torch.Tensor:
+def array_gain_db(
+    m: int, spacing_wl: float, theta_deg: torch.Tensor, tilt_zenith_deg: torch.Tensor | float
+) -> torch.Tensor:
     """Vertical array-factor gain in dB for M elements steered to ``tilt_zenith_deg``."""
     if m == 1:
         return torch.zeros_like(theta_deg)
@@ -46,7 +53,9 @@ def array_gain_db(m: int, spacing_wl: float, theta_deg: torch.Tensor, tilt_zenit
     return 10.0 * torch.log10(torch.clamp(power, min=1e-12))
 
 
-def bs_gain_db(cfg: AntennaConfig, theta_deg: torch.Tensor, phi_deg: torch.Tensor, downtilt_deg: torch.Tensor | float) -> torch.Tensor:
+def bs_gain_db(
+    cfg: AntennaConfig, theta_deg: torch.Tensor, phi_deg: torch.Tensor, downtilt_deg: torch.Tensor | float
+) -> torch.Tensor:
     """Total BS gain towards (θ, φ): element plus vertical array, with per-cell down-tilt."""
     tilt_zenith = 90.0 + torch.as_tensor(downtilt_deg, dtype=theta_deg.dtype, device=theta_deg.device)
     if cfg.elements_vertical == 1:

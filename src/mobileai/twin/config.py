@@ -37,7 +37,8 @@ class RadioConfig(_Strict):
     """Propagation and receiver settings (TR 38.901 clause 7.4; TS 38.101 noise figure)."""
 
     scenario: Literal["uma", "umi", "rma"] = Field(
-        "uma", description="TR 38.901 propagation scenario: urban macro, urban micro street canyon, rural macro."
+        "uma",
+        description="TR 38.901 propagation scenario: urban macro, urban micro street canyon, rural macro.",
     )
     carrier_ghz: float = Field(3.5, gt=0, description="Carrier frequency in GHz.")
     bandwidth_mhz: float = Field(100.0, gt=0, description="Channel bandwidth in MHz.")
@@ -51,7 +52,10 @@ class RadioConfig(_Strict):
         "a per-UE mix (see o2i_high_loss_fraction).",
     )
     o2i_high_loss_fraction: float = Field(
-        0.5, ge=0, le=1, description="Share of indoor UEs behind high-loss (IRR glass) walls when o2i_model is mixed."
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of indoor UEs behind high-loss (IRR glass) walls when o2i_model is mixed.",
     )
     shadow_fading: bool = Field(True, description="Draw spatially correlated log-normal shadow fading.")
     rma_building_height_m: float = Field(
@@ -77,8 +81,12 @@ class AntennaConfig(_Strict):
     """BS antenna: the TR 38.901 Table 7.3-1 element, optionally a vertical array with
     electrical down-tilt (clause 7.3, array factor of M co-polarised elements)."""
 
-    pattern: Literal["3gpp", "omni"] = Field("3gpp", description="Element pattern: TR 38.901 Table 7.3-1 or isotropic.")
-    max_gain_dbi: float = Field(8.0, ge=-10, le=30, description="Element maximum directional gain G_E,max, dBi.")
+    pattern: Literal["3gpp", "omni"] = Field(
+        "3gpp", description="Element pattern: TR 38.901 Table 7.3-1 or isotropic."
+    )
+    max_gain_dbi: float = Field(
+        8.0, ge=-10, le=30, description="Element maximum directional gain G_E,max, dBi."
+    )
     beamwidth_h_deg: float = Field(65.0, gt=0, le=360, description="Horizontal 3 dB beamwidth, degrees.")
     beamwidth_v_deg: float = Field(65.0, gt=0, le=180, description="Vertical 3 dB beamwidth, degrees.")
     front_to_back_db: float = Field(30.0, ge=0, le=60, description="Maximum attenuation A_max, dB.")
@@ -88,7 +96,10 @@ class AntennaConfig(_Strict):
         0.5, gt=0, le=2, description="Vertical element spacing d_V in wavelengths."
     )
     electrical_downtilt_deg: float = Field(
-        12.0, ge=-10, le=45, description="Electrical down-tilt below the horizon, degrees (12 means zenith 102°)."
+        12.0,
+        ge=-10,
+        le=45,
+        description="Electrical down-tilt below the horizon, degrees (12 means zenith 102°).",
     )
 
 
@@ -102,13 +113,21 @@ class BSConfig(_Strict):
 class LayoutConfig(_Strict):
     """Where the cells are: a hexagonal grid or the user's own site/cell list."""
 
-    kind: Literal["hex", "file"] = Field("hex", description="hex: 3GPP hexagonal grid; file: a sites/cells CSV.")
-    sites: Literal[1, 7, 19, 37] = Field(19, description="Hexagonal grid size (rings of sites around the centre).")
+    kind: Literal["hex", "file"] = Field(
+        "hex", description="hex: 3GPP hexagonal grid; file: a sites/cells CSV."
+    )
+    sites: Literal[1, 7, 19, 37] = Field(
+        19, description="Hexagonal grid size (rings of sites around the centre)."
+    )
     isd_m: float = Field(500.0, gt=0, le=50_000, description="Inter-site distance, m.")
     sectors: Literal[1, 3] = Field(3, description="Sectors per site (3: boresights 30°, 150°, 270°).")
     bs_height_m: float = Field(25.0, gt=0, le=300, description="BS antenna height, m.")
-    wrap_around: bool = Field(True, description="Wrap-around (19-site torus) so edge cells see full interference.")
-    file: Path | None = Field(None, description="Sites/cells CSV when kind is file (columns in docs/scenarios.md).")
+    wrap_around: bool = Field(
+        True, description="Wrap-around (19-site torus) so edge cells see full interference."
+    )
+    file: Path | None = Field(
+        None, description="Sites/cells CSV when kind is file (columns in docs/scenarios.md)."
+    )
 
     @model_validator(mode="after")
     def _check_file(self) -> LayoutConfig:
@@ -129,7 +148,8 @@ class UEConfig(_Strict):
     outdoor_height_m: float = Field(1.5, ge=1, le=22.5, description="Outdoor UE height, m.")
     indoor_floors: Literal["3gpp", "ground"] = Field(
         "3gpp",
-        description="3gpp: floor n_fl ~ U{1..N_fl}, N_fl ~ U{4..8}, h = 3(n_fl-1)+1.5 m; ground: all at outdoor height.",
+        description="3gpp: floor n_fl ~ U{1..N_fl}, N_fl ~ U{4..8}, h = 3(n_fl-1)+1.5 m; "
+        "ground: all at outdoor height.",
     )
     indoor_distance_max_m: float | None = Field(
         None, ge=0, le=100, description="Max of d_2D-in draws (default 25 m UMa/UMi, 10 m RMa)."
@@ -141,7 +161,9 @@ class Scenario(_Strict):
 
     name: str = Field("custom", min_length=1, max_length=80)
     description: str = ""
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Master seed: same seed, same drop and same results.")
+    seed: int = Field(
+        0, ge=0, le=2**31 - 1, description="Master seed: same seed, same drop and same results."
+    )
     radio: RadioConfig = RadioConfig()
     layout: LayoutConfig = LayoutConfig()
     bs: BSConfig = BSConfig()
@@ -199,7 +221,9 @@ def load_scenario(ref: str | Path) -> Scenario:
     else:
         names = packaged_scenarios()
         if str(ref) not in names:
-            raise UserError(f"unknown scenario {ref!r}; packaged scenarios: {', '.join(names)}; or give a .yaml path")
+            raise UserError(
+                f"unknown scenario {ref!r}; packaged scenarios: {', '.join(names)}; or give a .yaml path"
+            )
         text = resources.files("mobileai.scenarios").joinpath(f"{ref}.yaml").read_text(encoding="utf-8")
         source = f"scenario {ref}"
         base_dir = None

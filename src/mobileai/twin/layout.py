@@ -133,8 +133,18 @@ def hex_layout(sc: Scenario) -> Cells:
 
 
 _CSV_COLUMNS = {
-    "cell_id", "site_id", "x_m", "y_m", "lat", "lon", "azimuth_deg", "tilt_deg", "height_m",
-    "tx_power_dbm", "carrier_ghz", "bandwidth_mhz",
+    "cell_id",
+    "site_id",
+    "x_m",
+    "y_m",
+    "lat",
+    "lon",
+    "azimuth_deg",
+    "tilt_deg",
+    "height_m",
+    "tx_power_dbm",
+    "carrier_ghz",
+    "bandwidth_mhz",
 }
 
 
@@ -146,7 +156,9 @@ def _num(value: str, col: str, row: int, src: str, lo: float, hi: float, unit: s
     if not math.isfinite(v):
         raise UserError(f"{src}: row {row}, column {col}: {value!r} is not a finite number")
     if not lo <= v <= hi:
-        raise UserError(f"{src}: row {row}, column {col}: {v:g} is out of range; allowed {lo:g}..{hi:g} {unit}")
+        raise UserError(
+            f"{src}: row {row}, column {col}: {v:g} is out of range; allowed {lo:g}..{hi:g} {unit}"
+        )
     return v
 
 
@@ -163,7 +175,9 @@ def load_cells_csv(path: Path, sc: Scenario) -> Cells:
         raise UserError(f"{src}: the file is empty; expected a header row and one row per cell")
     unknown = [h for h in header if h not in _CSV_COLUMNS]
     if unknown:
-        raise UserError(f"{src}: unknown column(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_CSV_COLUMNS))}")
+        raise UserError(
+            f"{src}: unknown column(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_CSV_COLUMNS))}"
+        )
     if not rows:
         raise UserError(f"{src}: no cells (only a header row)")
     has_xy = {"x_m", "y_m"} <= set(header)
@@ -199,10 +213,16 @@ def load_cells_csv(path: Path, sc: Scenario) -> Cells:
             v = _r.get(col, "")
             return default if v == "" else _num(v, col, _i, src, lo, hi, unit)
 
-        cols["tilt"].append(opt("tilt_deg", sc.bs.antenna.electrical_downtilt_deg, -10, 45, "degrees down-tilt"))
+        cols["tilt"].append(
+            opt("tilt_deg", sc.bs.antenna.electrical_downtilt_deg, -10, 45, "degrees down-tilt")
+        )
         cols["h"].append(opt("height_m", sc.layout.bs_height_m, 1, 300, "m"))
         cols["p"].append(opt("tx_power_dbm", sc.bs.tx_power_dbm, 0, 60, "dBm"))
-        cols["f"].append(opt("carrier_ghz", sc.radio.carrier_ghz, lo_f, hi_f, f"GHz ({sc.radio.scenario.upper()} validity)"))
+        cols["f"].append(
+            opt(
+                "carrier_ghz", sc.radio.carrier_ghz, lo_f, hi_f, f"GHz ({sc.radio.scenario.upper()} validity)"
+            )
+        )
         bw = opt("bandwidth_mhz", sc.radio.bandwidth_mhz, 1, 400, "MHz")
         try:
             prb_count(bw, sc.radio.subcarrier_spacing_khz)
@@ -243,7 +263,12 @@ def load_cells_csv(path: Path, sc: Scenario) -> Cells:
         site_y=sy,
         wrap_shifts=torch.zeros(1, 2, dtype=torch.float64),
         drop_kind="box",
-        drop_box=(float(sx.min()) - margin, float(sx.max()) + margin, float(sy.min()) - margin, float(sy.max()) + margin),
+        drop_box=(
+            float(sx.min()) - margin,
+            float(sx.max()) + margin,
+            float(sy.min()) - margin,
+            float(sy.max()) + margin,
+        ),
         isd_m=spacing,
     )
 

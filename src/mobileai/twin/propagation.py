@@ -70,7 +70,9 @@ def los_probability(scenario: str, d2d_out: torch.Tensor, h_ut: torch.Tensor) ->
     raise ValueError(f"unknown scenario {scenario!r}")
 
 
-def uma_environment_height(d2d: torch.Tensor, h_ut: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor) -> torch.Tensor:
+def uma_environment_height(
+    d2d: torch.Tensor, h_ut: torch.Tensor, u1: torch.Tensor, u2: torch.Tensor
+) -> torch.Tensor:
     """Effective environment height h_E for UMa (Table 7.4.1-1, Note 1).
 
     h_E = 1 m with probability 1/(1+C(d2D, h_UT)); otherwise drawn uniformly from
@@ -184,14 +186,18 @@ def basic_pathloss(
     return torch.where(los, pl_los, torch.maximum(pl_los, pl_n))
 
 
-def rma_los_sigma_db(d2d: torch.Tensor, fc_ghz: torch.Tensor | float, h_bs: torch.Tensor, h_ut: torch.Tensor) -> torch.Tensor:
+def rma_los_sigma_db(
+    d2d: torch.Tensor, fc_ghz: torch.Tensor | float, h_bs: torch.Tensor, h_ut: torch.Tensor
+) -> torch.Tensor:
     """RMa LOS shadow-fading sigma: 4 dB up to the breakpoint, 6 dB beyond (Table 7.4.1-1)."""
     fc = torch.as_tensor(fc_ghz, dtype=d2d.dtype, device=d2d.device)
     d_bp = 2.0 * math.pi * h_bs * h_ut * fc * 1e9 / SPEED_OF_LIGHT
     return torch.where(d2d <= d_bp, torch.full_like(d2d, 4.0), torch.full_like(d2d, 6.0))
 
 
-def o2i_penetration_db(fc_ghz: torch.Tensor | float, high_loss: torch.Tensor, d2d_in: torch.Tensor) -> torch.Tensor:
+def o2i_penetration_db(
+    fc_ghz: torch.Tensor | float, high_loss: torch.Tensor, d2d_in: torch.Tensor
+) -> torch.Tensor:
     """Mean O2I loss PL_tw + PL_in, clause 7.4.3.1, Table 7.4.3-2 (the N(0, sigma_P) part is
     drawn by the caller with :func:`o2i_sigma_db`).
 

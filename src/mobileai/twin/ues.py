@@ -49,7 +49,9 @@ def ue_count(sc: Scenario, cells: Cells) -> int:
     return int(sc.ues.per_sector or 1) * cells.n
 
 
-def _sample_positions(sc: Scenario, cells: Cells, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _sample_positions(
+    sc: Scenario, cells: Cells, n: int, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Uniform positions honouring the minimum distance, by vectorised rejection rounds."""
     min_d = sc.ues.min_distance_m
     x = torch.empty(n, dtype=torch.float64)
@@ -66,11 +68,16 @@ def _sample_positions(sc: Scenario, cells: Cells, n: int, g: torch.Generator) ->
         m = todo.numel()
         if cells.drop_kind == "hex":
             c = owner[todo]
-            b = torch.deg2rad(cells.boresight_deg[c]) if cells.n_sites != cells.n else torch.deg2rad(
-                30.0 + 120.0 * torch.randint(0, 3, (m,), generator=g).double()
+            b = (
+                torch.deg2rad(cells.boresight_deg[c])
+                if cells.n_sites != cells.n
+                else torch.deg2rad(30.0 + 120.0 * torch.randint(0, 3, (m,), generator=g).double())
             )
             a1, a2 = b - math.pi / 3, b + math.pi / 3
-            u, v = torch.rand(m, generator=g, dtype=torch.float64), torch.rand(m, generator=g, dtype=torch.float64)
+            u, v = (
+                torch.rand(m, generator=g, dtype=torch.float64),
+                torch.rand(m, generator=g, dtype=torch.float64),
+            )
             sx, sy = cells.site_x[cells.site[c]], cells.site_y[cells.site[c]]
             px = sx + radius * (u * torch.cos(a1) + v * torch.cos(a2))
             py = sy + radius * (u * torch.sin(a1) + v * torch.sin(a2))
@@ -79,7 +86,11 @@ def _sample_positions(sc: Scenario, cells: Cells, n: int, g: torch.Generator) ->
             x0, x1, y0, y1 = cells.drop_box
             px = x0 + (x1 - x0) * torch.rand(m, generator=g, dtype=torch.float64)
             py = y0 + (y1 - y0) * torch.rand(m, generator=g, dtype=torch.float64)
-            d = torch.cdist(torch.stack([px, py], 1), torch.stack([cells.site_x, cells.site_y], 1)).min(1).values
+            d = (
+                torch.cdist(torch.stack([px, py], 1), torch.stack([cells.site_x, cells.site_y], 1))
+                .min(1)
+                .values
+            )
         ok = d >= min_d
         x[todo[ok]] = px[ok]
         y[todo[ok]] = py[ok]
@@ -101,7 +112,12 @@ def drop_ues(sc: Scenario, cells: Cells, generator: torch.Generator, n: int | No
         floor = (torch.rand(n, generator=g, dtype=torch.float64) * n_fl).floor() + 1.0
         height = torch.where(indoor, 3.0 * (floor - 1.0) + 1.5, height)
     dmax = sc.indoor_distance_max_m
-    d_in = torch.minimum(torch.rand(n, generator=g, dtype=torch.float64), torch.rand(n, generator=g, dtype=torch.float64)) * dmax
+    d_in = (
+        torch.minimum(
+            torch.rand(n, generator=g, dtype=torch.float64), torch.rand(n, generator=g, dtype=torch.float64)
+        )
+        * dmax
+    )
     d_in = torch.where(indoor, d_in, torch.zeros_like(d_in))
     model = sc.radio.o2i_model
     if model == "mixed":
@@ -110,4 +126,13 @@ def drop_ues(sc: Scenario, cells: Cells, generator: torch.Generator, n: int | No
         high = torch.full((n,), model == "high", dtype=torch.bool)
     o2i_dev = torch.randn(n, generator=g, dtype=torch.float64)
     u_he = torch.rand(n, generator=g, dtype=torch.float64)
-    return UEs(x=x, y=y, height=height, indoor=indoor, d2d_in=d_in, o2i_high=high & indoor, o2i_dev=o2i_dev, u_he=u_he)
+    return UEs(
+        x=x,
+        y=y,
+        height=height,
+        indoor=indoor,
+        d2d_in=d_in,
+        o2i_high=high & indoor,
+        o2i_dev=o2i_dev,
+        u_he=u_he,
+    )
