@@ -152,10 +152,17 @@ def simulate(
         summary = run_simulation(scenario, out, seed=seed, device=dev, n_ues=ues, progress=bar)
     human = None
     if not as_json:
+        s, r, t = summary["sinr_db"], summary["rsrp_dbm"], summary["timings_s"]
         human = "\n".join(
-            [f"[bold green]done[/bold green]: {summary['out']}"]
-            + [f"  {k}: {v}" for k, v in summary.items() if k not in ("out", "files")]
-            + [f"  report: {Path(summary['out']) / 'report.html'}"]
+            [
+                f"[bold green]done[/bold green]: {summary['out']}",
+                f"  {summary['scenario']}  seed {summary['seed']}  {summary['ues']:,} UEs  "
+                f"{summary['cells']} cells  ({summary['device']})",
+                f"  SS-SINR p5/p50/p95 {s['p5']:.1f} / {s['p50']:.1f} / {s['p95']:.1f} dB   "
+                f"SS-RSRP p50 {r['p50']:.1f} dBm",
+                f"  coverage (SS-SINR >= -6 dB) {summary['coverage_share']:.1%}   time {t['total']:.1f} s",
+                f"  report: {Path(summary['out']) / 'report.html'}",
+            ]
         )
     emit(summary, as_json, human)
 

@@ -1,0 +1,1 @@
+"""Data plane: run directories (Parquet + DuckDB + manifest), reports; later bus, store, quality."""
