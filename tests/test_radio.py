@@ -76,3 +76,21 @@ def test_shadow_fading_off_gives_deterministic_mean_path(drop) -> None:
     assert torch.isfinite(res.coupling_gain_db).all()
     std_sf = RadioModel(sc, cells).evaluate(ues).coupling_gain_db.std()
     assert res.coupling_gain_db.std() < std_sf
+
+
+def test_candidate_pairs_match_the_full_matrix(drop) -> None:
+    sc, cells, ues = drop
+    model = RadioModel(sc, cells)
+    full = model.links(ues)["coupling_gain_db"]
+    idx = torch.randint(0, cells.n, (ues.n, 8), generator=torch.Generator().manual_seed(0))
+    pair = model.links(ues, cells=idx)["coupling_gain_db"]
+    assert torch.equal(full.gather(1, idx), pair)
+
+
+def test_tilt_change_moves_the_gain(drop) -> None:
+    sc, cells, ues = drop
+    model = RadioModel(sc, cells)
+    before = model.links(ues)["coupling_gain_db"]
+    model.set_tilt(torch.full((cells.n,), 30.0))
+    after = model.links(ues)["coupling_gain_db"]
+    assert not torch.equal(before, after)

@@ -156,6 +156,230 @@ class UEConfig(_Strict):
     )
 
 
+class TimeConfig(_Strict):
+    """Clock of the dynamic twin: radio step, KPI reporting period, duration, day start."""
+
+    step_ms: float = Field(100.0, ge=1, le=1000, description="Radio/scheduling step, ms.")
+    report_period_s: float = Field(900.0, ge=1, le=86_400, description="KPI reporting period, s (15 min).")
+    duration_s: float = Field(3600.0, gt=0, le=30 * 86_400, description="Simulated time, s.")
+    start_hour: float = Field(0.0, ge=0, lt=24, description="Local time of day at t = 0, hours.")
+    radio_update_ms: float = Field(
+        200.0, ge=1, le=60_000, description="How often UEs are checked for a large-scale gain update."
+    )
+    radio_update_m: float = Field(
+        5.0, gt=0, le=1000, description="A UE's candidate gains are recomputed once it moved this far."
+    )
+    candidate_refresh_s: float = Field(
+        5.0, ge=0.01, le=3600, description="How often each UE re-ranks all cells into its candidate list."
+    )
+
+    @model_validator(mode="after")
+    def _check_multiples(self) -> TimeConfig:
+        ratio = self.report_period_s * 1000.0 / self.step_ms
+        if abs(ratio - round(ratio)) > 1e-6:
+            raise ValueError(
+                f"report_period_s ({self.report_period_s:g}) must be a whole number of steps "
+                f"(step_ms {self.step_ms:g})"
+            )
+        return self
+
+
+class MobilityConfig(_Strict):
+    """UE movement (outdoor UEs; indoor UEs stay put)."""
+
+    model: Literal["static", "random_waypoint", "gauss_markov", "street_grid", "trajectories"] = Field(
+        "random_waypoint", description="Mobility model for outdoor UEs."
+    )
+    speed_mix_kmh: dict[float, float] = Field(
+        default_factory=lambda: {3.0: 0.7, 30.0: 0.25, 120.0: 0.05},
+        description="Speed class (km/h) -> share of outdoor UEs.",
+    )
+    gauss_markov_alpha: float = Field(0.85, ge=0, le=1, description="Gauss-Markov memory per second.")
+    pause_s: float = Field(30.0, ge=0, le=3600, description="Random-waypoint mean pause at a waypoint, s.")
+    street_spacing_m: float = Field(100.0, gt=5, le=2000, description="Street-grid block size, m.")
+    trajectories_file: Path | None = Field(
+        None, description="CSV ue_id,t_s,x_m,y_m of given trajectories (model trajectories)."
+    )
+
+    @field_validator("speed_mix_kmh")
+    @classmethod
+    def _check_mix(cls, v: dict[float, float]) -> dict[float, float]:
+        if not v:
+            raise ValueError("needs at least one speed class")
+        if any(k < 0 or k > 500 for k in v) or any(w < 0 for w in v.values()):
+            raise ValueError("speeds must be 0..500 km/h and shares >= 0")
+        if abs(sum(v.values()) - 1.0) > 1e-6:
+            raise ValueError(f"shares must sum to 1 (got {sum(v.values()):g})")
+        return v
+
+    @model_validator(mode="after")
+    def _check_file(self) -> MobilityConfig:
+        if self.model == "trajectories" and self.trajectories_file is None:
+            raise ValueError("model is trajectories, so trajectories_file is required")
+        return self
+
+
+SERVICES = (
+    "embb_video", "embb_web", "full_buffer", "voip", "urllc_control", "mmtc",
+    "ai_camera_ul", "ai_agent", "ai_model_download",
+)  # fmt: skip
+CELL_TYPES = ("office", "residential", "transport_hub", "stadium")
+
+
+def _shares(v: dict[str, float], allowed: tuple[str, ...], what: str) -> dict[str, float]:
+    unknown = sorted(set(v) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; allowed: {', '.join(allowed)}")
+    if any(w < 0 for w in v.values()) or abs(sum(v.values()) - 1.0) > 1e-6:
+        raise ValueError(f"shares must be >= 0 and sum to 1 (got {sum(v.values()):g})")
+    return v
+
+
+class TrafficConfig(_Strict):
+    """Per-service traffic with session arrivals following a diurnal curve per cell type."""
+
+    service_mix: dict[str, float] = Field(
+        default_factory=lambda: {
+            "embb_video": 0.25,
+            "embb_web": 0.3,
+            "voip": 0.1,
+            "urllc_control": 0.03,
+            "mmtc": 0.12,
+            "ai_camera_ul": 0.05,
+            "ai_agent": 0.1,
+            "ai_model_download": 0.05,
+        },
+        description="Service -> share of UEs (each UE runs one service).",
+    )
+    cell_type_mix: dict[str, float] = Field(
+        default_factory=lambda: {"office": 0.3, "residential": 0.45, "transport_hub": 0.2, "stadium": 0.05},
+        description="Cell type -> share of sites; sets each cell's diurnal load curve.",
+    )
+    load_scale: float = Field(1.0, ge=0, le=100, description="Multiplies every session arrival rate.")
+
+    @field_validator("service_mix")
+    @classmethod
+    def _check_services(cls, v: dict[str, float]) -> dict[str, float]:
+        return _shares(v, SERVICES, "service")
+
+    @field_validator("cell_type_mix")
+    @classmethod
+    def _check_types(cls, v: dict[str, float]) -> dict[str, float]:
+        return _shares(v, CELL_TYPES, "cell type")
+
+
+class RanConfig(_Strict):
+    """RAN procedures: measurements, handover (TS 38.331 5.5), RLF (TS 38.331 5.3.10), scheduling."""
+
+    candidates: int = Field(8, ge=2, le=64, description="Candidate (measured) cells per UE.")
+    l3_filter_k: int = Field(
+        4, ge=0, le=19, description="L3 filterCoefficient k: a = 1/2^(k/4) (TS 38.331 5.5.3.2)."
+    )
+    a3_offset_db: float = Field(0.0, ge=-15, le=15, description="A3 offset Off, dB.")
+    hysteresis_db: float = Field(2.0, ge=0, le=15, description="A3 hysteresis Hys, dB.")
+    time_to_trigger_ms: float = Field(160.0, ge=0, le=5120, description="A3 time-to-trigger, ms.")
+    ho_interruption_ms: float = Field(
+        50.0, ge=0, le=1000, description="User-plane interruption per handover, ms."
+    )
+    qout_sinr_db: float = Field(-8.0, ge=-20, le=0, description="Out-of-sync threshold Qout (SINR), dB.")
+    qin_sinr_db: float = Field(-6.0, ge=-20, le=5, description="In-sync threshold Qin (SINR), dB.")
+    t310_ms: float = Field(1000.0, ge=0, le=6000, description="T310: out-of-sync time before RLF, ms.")
+    reestablishment_ms: float = Field(
+        300.0, ge=0, le=10_000, description="Outage after RLF or HO failure, ms."
+    )
+    ping_pong_window_s: float = Field(
+        2.0, ge=0, le=60, description="Back to the previous cell within this = ping-pong."
+    )
+    tdd_dl_fraction: float = Field(0.74, gt=0, lt=1, description="DL share of TDD resources (DDDSU: ~0.74).")
+    max_layers: int = Field(2, ge=1, le=8, description="Max MIMO layers (rank 2 above 12 dB SINR).")
+    control_overhead: float = Field(
+        0.14, ge=0, lt=1, description="Share of REs for control/reference signals."
+    )
+    ue_tx_power_dbm: float = Field(23.0, ge=0, le=33, description="UE max transmit power, dBm.")
+    ul_p0_dbm: float = Field(
+        -90.0, ge=-130, le=-50, description="UL power control P0 per PRB, dBm (TS 38.213 7.1)."
+    )
+    ul_alpha: float = Field(0.8, ge=0, le=1, description="UL fractional path-loss compensation alpha.")
+    bs_noise_figure_db: float = Field(5.0, ge=0, le=15, description="gNB receiver noise figure, dB.")
+    admission_prb_limit: float = Field(
+        0.98, gt=0, le=1, description="New sessions are blocked above this PRB use."
+    )
+
+
+class EnergyConfig(_Strict):
+    """Base-station power: EARTH load model with TR 38.864 sleep states."""
+
+    p0_w: float = Field(
+        260.0, ge=0, le=5000, description="Per-cell power at zero load, active (EARTH macro, 2 TRX)."
+    )
+    delta_p: float = Field(4.7, ge=0, le=50, description="EARTH load slope Δp (input W per radiated W).")
+    max_tx_w: float | None = Field(
+        None, gt=0, le=1000, description="Radiated power at full load; default: bs.tx_power_dbm."
+    )
+    micro_sleep_rel: float = Field(
+        45.0, ge=0, le=100, description="Micro sleep power, % of full-load power (TR 38.864)."
+    )
+    light_sleep_rel: float = Field(20.0, ge=0, le=100, description="Light sleep power, % of full-load power.")
+    deep_sleep_rel: float = Field(1.0, ge=0, le=100, description="Deep sleep power, % of full-load power.")
+    light_sleep_transition_ms: float = Field(
+        6.0, ge=0, le=10_000, description="Light sleep wake-up time, ms."
+    )
+    deep_sleep_transition_ms: float = Field(50.0, ge=0, le=10_000, description="Deep sleep wake-up time, ms.")
+    light_sleep_transition_energy: float = Field(
+        100.0, ge=0, description="Extra energy per light-sleep cycle, relative power x ms."
+    )
+    deep_sleep_transition_energy: float = Field(
+        1000.0, ge=0, description="Extra energy per deep-sleep cycle, relative power x ms."
+    )
+    switch_on_s: float = Field(2.0, ge=0, le=600, description="Time for a switched-off cell to come back, s.")
+
+
+FAULT_KINDS = (
+    "outage", "power_degradation", "tilt_error", "external_interference",
+    "backhaul_congestion", "sleeping_cell", "traffic_surge",
+)  # fmt: skip
+
+
+class FaultSpec(_Strict):
+    """One injected fault (ground truth is logged in the events table)."""
+
+    kind: Literal[
+        "outage", "power_degradation", "tilt_error", "external_interference",
+        "backhaul_congestion", "sleeping_cell", "traffic_surge",
+    ]  # fmt: skip
+    cell: str | int = Field(description="Cell id or index.")
+    start_s: float = Field(ge=0, description="Start time, s.")
+    duration_s: float = Field(gt=0, description="Duration, s.")
+    magnitude: float | None = Field(
+        None,
+        description="dB of power loss (power_degradation, default 10), "
+        "degrees of extra tilt (tilt_error, 8), "
+        "dB of noise rise (external_interference, 15), Mbit/s cap (backhaul_congestion, 20), "
+        "load multiplier (traffic_surge, 5).",
+    )
+
+
+class FaultsConfig(_Strict):
+    """Faults by schedule and/or at random."""
+
+    schedule: list[FaultSpec] = Field(default_factory=list, description="Faults at given times.")
+    random_per_cell_day: float = Field(0.0, ge=0, le=24, description="Random faults per cell per day.")
+    random_kinds: list[str] = Field(
+        default_factory=lambda: list(FAULT_KINDS), description="Kinds drawn at random."
+    )
+    random_duration_s: tuple[float, float] = Field(
+        (900.0, 7200.0), description="Random fault duration range, s."
+    )
+
+    @field_validator("random_kinds")
+    @classmethod
+    def _check_kinds(cls, v: list[str]) -> list[str]:
+        bad = sorted(set(v) - set(FAULT_KINDS))
+        if bad:
+            raise ValueError(f"unknown fault kinds {bad}; allowed: {', '.join(FAULT_KINDS)}")
+        return v
+
+
 class Scenario(_Strict):
     """A complete scenario: radio, layout, BS and UE settings plus the seed."""
 
@@ -168,6 +392,12 @@ class Scenario(_Strict):
     layout: LayoutConfig = LayoutConfig()
     bs: BSConfig = BSConfig()
     ues: UEConfig = UEConfig()
+    time: TimeConfig = TimeConfig()
+    mobility: MobilityConfig = MobilityConfig()
+    traffic: TrafficConfig = TrafficConfig()
+    ran: RanConfig = RanConfig()
+    energy: EnergyConfig = EnergyConfig()
+    faults: FaultsConfig = FaultsConfig()
 
     @field_validator("name")
     @classmethod
@@ -183,20 +413,25 @@ class Scenario(_Strict):
         return 10.0 if self.radio.scenario == "rma" else 25.0
 
     def with_updates(self, **sections: dict) -> Scenario:
-        """A copy with some sections' fields replaced (validated again)."""
-        data = self.model_dump()
-        for key, value in sections.items():
-            if isinstance(value, dict) and isinstance(data.get(key), dict):
-                data[key] = _deep_merge(data[key], value)
-            else:
-                data[key] = value
-        return Scenario.model_validate(data)
+        """A copy with some sections' fields replaced (validated again). Nested sections merge
+        key by key; mapping-valued options (e.g. ``service_mix``) are replaced whole."""
+        return Scenario.model_validate(_merge(Scenario, self.model_dump(), sections))
 
 
-def _deep_merge(base: dict, extra: dict) -> dict:
+def _merge(model: type[BaseModel], base: dict, extra: dict) -> dict:
     out = dict(base)
     for k, v in extra.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        field = model.model_fields.get(k)
+        ann = field.annotation if field is not None else None
+        if (
+            isinstance(v, dict)
+            and isinstance(ann, type)
+            and issubclass(ann, BaseModel)
+            and isinstance(out.get(k), dict)
+        ):
+            out[k] = _merge(ann, out[k], v)
+        else:
+            out[k] = v
     return out
 
 

@@ -282,6 +282,33 @@ def _typical_spacing(sx: torch.Tensor, sy: torch.Tensor) -> float:
     return float(d.min(1).values.median())
 
 
+def replicate(cells: Cells, copies: int) -> Cells:
+    """``copies`` independent instances of a layout in one index space: copy b owns cells
+    [b·C, (b+1)·C) and sites [b·S, (b+1)·S) at the same positions (batched twins, vector envs)."""
+    if copies == 1:
+        return cells
+    n_s = cells.n_sites
+
+    def rep(t: torch.Tensor) -> torch.Tensor:
+        return t.repeat(copies)
+
+    return replace(
+        cells,
+        ids=tuple(f"{b}/{cid}" for b in range(copies) for cid in cells.ids),
+        site=torch.cat([cells.site + b * n_s for b in range(copies)]),
+        x=rep(cells.x),
+        y=rep(cells.y),
+        height=rep(cells.height),
+        boresight_deg=rep(cells.boresight_deg),
+        downtilt_deg=rep(cells.downtilt_deg),
+        tx_power_dbm=rep(cells.tx_power_dbm),
+        carrier_ghz=rep(cells.carrier_ghz),
+        bandwidth_mhz=rep(cells.bandwidth_mhz),
+        site_x=rep(cells.site_x),
+        site_y=rep(cells.site_y),
+    )
+
+
 def build_layout(sc: Scenario) -> Cells:
     """Cells of a scenario, from the hex grid or the user's file."""
     if sc.layout.kind == "file":

@@ -79,23 +79,28 @@ class RadioModel:
         n_sites = cells.n_sites
         corr = torch.tensor(params.corr_m, dtype=torch.float64).expand(n_sites, 3).contiguous()
         self._sf_field = SinusoidField(corr, FIELD_TERMS, g, self.device, self.dtype)
-        self._los_field = SinusoidField(
-            torch.full((n_sites,), params.los_corr_m, dtype=torch.float64), FIELD_TERMS, g, self.device, self.dtype
-        )
+        los_corr = torch.full((n_sites,), params.los_corr_m, dtype=torch.float64)
+        self._los_field = SinusoidField(los_corr, FIELD_TERMS, g, self.device, self.dtype)
         self._sigma = torch.tensor(params.sigma_db, dtype=self.dtype, device=self.device)
         self._he_offsets = torch.rand(n_sites, generator=g, dtype=torch.float64).to(self.device, self.dtype)
         c = self.cells
         f32 = {"device": self.device, "dtype": self.dtype}
         self._site_h = _site_mean(c.height, c.site, n_sites).to(**f32)
-        n_re = torch.tensor(
-            [12 * prb_count(float(b), scenario.radio.subcarrier_spacing_khz) for b in c.bandwidth_mhz.tolist()], **f32
-        )
+        scs = scenario.radio.subcarrier_spacing_khz
+        n_re = torch.tensor([12 * prb_count(float(b), scs) for b in c.bandwidth_mhz.tolist()], **f32)
         self._rs_power_dbm = c.tx_power_dbm.to(**f32) - 10.0 * torch.log10(n_re)
         self._noise_dbm = (
-            THERMAL_NOISE_DBM_PER_HZ + 10.0 * torch.log10(c.bandwidth_mhz.to(**f32) * 1e6) + scenario.radio.ue_noise_figure_db
+            THERMAL_NOISE_DBM_PER_HZ
+            + 10.0 * torch.log10(c.bandwidth_mhz.to(**f32) * 1e6)
+            + scenario.radio.ue_noise_figure_db
         )
         self._cx, self._cy = c.x.to(**f32), c.y.to(**f32)
         self._sx, self._sy = c.site_x.to(**f32), c.site_y.to(**f32)
+        # Sectors at their site's centre (the hex grid) share its wrap-around image: compute the
+        # nearest image once per site and index it per cell, instead of again for every cell.
+        self._cosited = bool(
+            torch.equal(self._cx, self._sx[c.site]) and torch.equal(self._cy, self._sy[c.site])
+        )
         self._shifts = c.wrap_shifts.to(**f32)
         self._h_bs = c.height.to(**f32)
         self._bore = c.boresight_deg.to(**f32)
@@ -104,19 +109,33 @@ class RadioModel:
         self._fc = c.carrier_ghz.to(**f32)
 
     # ------------------------------------------------------------------ geometry helpers
-    def _nearest_image(self, ux: torch.Tensor, uy: torch.Tensor, px: torch.Tensor, py: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """dx, dy from points p to UEs u at the nearest wrap-around image: [m, P]."""
-        dx = ux[:, None, None] - (px[None, :, None] + self._shifts[None, None, :, 0])
-        dy = uy[:, None, None] - (py[None, :, None] + self._shifts[None, None, :, 1])
+    def _nearest_image(
+        self, ux: torch.Tensor, uy: torch.Tensor, px: torch.Tensor, py: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """dx, dy from points p ([P], or [m, P] per UE) to UEs u at the nearest wrap-around
+        image: [m, P]."""
+        px = px if px.dim() == 2 else px[None, :]
+        py = py if py.dim() == 2 else py[None, :]
+        dx = ux[:, None, None] - (px[..., None] + self._shifts[None, None, :, 0])
+        dy = uy[:, None, None] - (py[..., None] + self._shifts[None, None, :, 1])
         if self._shifts.shape[0] == 1:
             return dx[..., 0], dy[..., 0]
         k = (dx * dx + dy * dy).argmin(-1, keepdim=True)
         return dx.gather(-1, k)[..., 0], dy.gather(-1, k)[..., 0]
 
+    def set_tilt(self, downtilt_deg: torch.Tensor) -> None:
+        """Change the cells' electrical down-tilt (actions, tilt-error faults)."""
+        self._tilt = downtilt_deg.to(self.device, self.dtype).clone()
+
     def links(
-        self, ues: UEs, cell_active: torch.Tensor | None = None
+        self, ues: UEs, cell_active: torch.Tensor | None = None, cells: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """All UE-cell link quantities for a (small enough) set of UEs: tensors [U, C]."""
+        """UE-cell link quantities for a (small enough) set of UEs.
+
+        ``cells`` None: every cell, tensors [U, C] (site-level fields computed once per site);
+        ``cells`` [C']: those cells for every UE, tensors [U, C'];
+        ``cells`` [U, K]: those cells per UE (each UE's candidates), tensors [U, K].
+        """
         sc = self.sc
         scen = sc.radio.scenario
         f32 = {"device": self.device, "dtype": self.dtype}
@@ -125,12 +144,28 @@ class RadioModel:
         indoor = ues.indoor.to(self.device)[:, None]
         d_in = ues.d2d_in.to(**f32)[:, None]
         site = self.cells.site
+        if cells is None or cells.dim() == 1:
+            c_1d = torch.arange(self.cells.n, device=self.device) if cells is None else cells.to(self.device)
+            sites_1d, local = torch.unique(site[c_1d], return_inverse=True)
+            s_idx = sites_1d[None, :]
+            c_idx = c_1d[None, :]
+
+            def to_cell(t: torch.Tensor) -> torch.Tensor:
+                return t[:, local]
+
+            sdx, sdy = self._nearest_image(ux, uy, self._sx[sites_1d], self._sy[sites_1d])
+        else:
+            c_idx = cells.to(self.device)
+            s_idx = site[c_idx]
+
+            def to_cell(t: torch.Tensor) -> torch.Tensor:
+                return t
+
+            sdx, sdy = self._nearest_image(ux, uy, self._sx[s_idx], self._sy[s_idx])
 
         # site-level: LOS state and shadow fading, shared by co-sited sectors
-        sdx, sdy = self._nearest_image(ux, uy, self._sx, self._sy)
         sd2d = torch.clamp(torch.hypot(sdx, sdy), min=1.0)
         sd2d_out = torch.clamp(sd2d - d_in, min=1.0)
-        s_idx = torch.arange(self.cells.n_sites, device=self.device)[None, :]
         p_los = prop.los_probability(scen, sd2d_out, h_ut)
         g_los = self._los_field.sample(sdx, sdy, (s_idx,))
         u_los = 0.5 * (1.0 + torch.erf(g_los / math.sqrt(2.0)))
@@ -139,39 +174,60 @@ class RadioModel:
         if sc.radio.shadow_fading:
             sigma = self._sigma[cls]
             if scen == "rma":
-                rma_los = prop.rma_los_sigma_db(sd2d, self._fc.mean(), self._site_h[None, :], h_ut)
+                rma_los = prop.rma_los_sigma_db(sd2d, self._fc.mean(), self._site_h[s_idx], h_ut)
                 sigma = torch.where(cls == prop.LOS, rma_los, sigma)
             sf_site = sigma * self._sf_field.sample(sdx, sdy, (s_idx.expand_as(cls), cls))
         else:
             sf_site = torch.zeros_like(sd2d)
-        u1 = torch.remainder(ues.u_he.to(**f32)[:, None] + self._he_offsets[None, :], 1.0)
+        u1 = torch.remainder(ues.u_he.to(**f32)[:, None] + self._he_offsets[s_idx], 1.0)
 
         # cell-level geometry, path loss and antenna gain
-        dx, dy = self._nearest_image(ux, uy, self._cx, self._cy)
+        if self._cosited:
+            dx, dy = to_cell(sdx), to_cell(sdy)
+        else:
+            dx, dy = self._nearest_image(ux, uy, self._cx[c_idx], self._cy[c_idx])
         d2d = torch.clamp(torch.hypot(dx, dy), min=1.0)
-        dz = self._h_bs[None, :] - h_ut
+        h_bs = self._h_bs[c_idx]
+        fc = self._fc[c_idx]
+        dz = h_bs - h_ut
         d3d = torch.sqrt(d2d * d2d + dz * dz)
-        los = site_los[:, site]
+        los = to_cell(site_los)
         if scen == "uma":
-            u1c = u1[:, site]
+            u1c = to_cell(u1)
             h_e = prop.uma_environment_height(d2d, h_ut.expand_as(d2d), u1c, torch.remainder(u1c * 97.0, 1.0))
         else:
             h_e = 1.0
         pl_b = prop.basic_pathloss(
-            scen, los, d2d, d3d, self._fc[None, :], self._h_bs[None, :], h_ut, h_e,
-            sc.radio.rma_building_height_m, sc.radio.rma_street_width_m,
+            scen,
+            los,
+            d2d,
+            d3d,
+            fc,
+            h_bs,
+            h_ut,
+            h_e,
+            sc.radio.rma_building_height_m,
+            sc.radio.rma_street_width_m,
         )
-        o2i = prop.o2i_penetration_db(self._fc[None, :], ues.o2i_high.to(self.device)[:, None], d_in)
+        o2i = prop.o2i_penetration_db(fc, ues.o2i_high.to(self.device)[:, None], d_in)
         o2i = o2i + prop.o2i_sigma_db(ues.o2i_high.to(self.device)[:, None]) * ues.o2i_dev.to(**f32)[:, None]
-        pl = pl_b + sf_site[:, site] + torch.where(indoor, o2i, torch.zeros_like(o2i))
+        pl = pl_b + to_cell(sf_site) + torch.where(indoor, o2i, torch.zeros_like(o2i))
         theta = 90.0 + torch.rad2deg(torch.atan2(dz, d2d))
-        phi = torch.rad2deg(torch.atan2(dy, dx)) - self._bore[None, :]
-        gain = bs_gain_db(sc.bs.antenna, theta, phi, self._tilt[None, :])
+        phi = torch.rad2deg(torch.atan2(dy, dx)) - self._bore[c_idx]
+        gain = bs_gain_db(sc.bs.antenna, theta, phi, self._tilt[c_idx])
         cg = gain - pl
-        rsrp = self._rs_power_dbm[None, :] + cg
+        rsrp = self._rs_power_dbm[c_idx] + cg
         if cell_active is not None:
-            rsrp = torch.where(cell_active.to(self.device)[None, :], rsrp, torch.full_like(rsrp, -math.inf))
-        return {"coupling_gain_db": cg, "rsrp_dbm": rsrp, "pathloss_db": pl, "gain_db": gain, "los": los, "d2d": d2d}
+            active = cell_active.to(self.device)[c_idx]
+            rsrp = torch.where(active, rsrp, torch.full_like(rsrp, -math.inf))
+        return {
+            "coupling_gain_db": cg,
+            "rsrp_dbm": rsrp,
+            "pathloss_db": pl,
+            "gain_db": gain,
+            "los": los,
+            "d2d": d2d,
+        }
 
     # ------------------------------------------------------------------ public
     def evaluate(
@@ -190,7 +246,10 @@ class RadioModel:
         """
         n_c = self.cells.n
         k = min(candidates, n_c)
-        load = torch.ones(n_c, device=self.device, dtype=self.dtype) if cell_load is None else cell_load.to(self.device, self.dtype)
+        if cell_load is None:
+            load = torch.ones(n_c, device=self.device, dtype=self.dtype)
+        else:
+            load = cell_load.to(self.device, self.dtype)
         if cell_active is not None:
             load = load * cell_active.to(self.device, self.dtype)
         outs: dict[str, list[torch.Tensor]] = {}

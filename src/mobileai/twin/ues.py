@@ -49,15 +49,16 @@ def ue_count(sc: Scenario, cells: Cells) -> int:
     return int(sc.ues.per_sector or 1) * cells.n
 
 
-def _sample_positions(
-    sc: Scenario, cells: Cells, n: int, g: torch.Generator
+def sample_positions(
+    sc: Scenario, cells: Cells, n: int, g: torch.Generator, per_cell: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Uniform positions honouring the minimum distance, by vectorised rejection rounds."""
+    """Uniform positions in the network area honouring the minimum distance (vectorised
+    rejection rounds). ``per_cell``: the same number in every cell's area (hex layouts)."""
     min_d = sc.ues.min_distance_m
     x = torch.empty(n, dtype=torch.float64)
     y = torch.empty(n, dtype=torch.float64)
     todo = torch.arange(n)
-    if cells.drop_kind == "hex" and sc.ues.count is None:
+    if cells.drop_kind == "hex" and per_cell:
         owner = torch.arange(cells.n).repeat_interleave(int(sc.ues.per_sector or 1))
     else:
         owner = torch.randint(0, cells.n, (n,), generator=g)
@@ -104,7 +105,7 @@ def drop_ues(sc: Scenario, cells: Cells, generator: torch.Generator, n: int | No
     """Drop UEs for a scenario (CPU, float64; move with :meth:`UEs.to`)."""
     g = generator
     n = ue_count(sc, cells) if n is None else n
-    x, y = _sample_positions(sc, cells, n, g)
+    x, y = sample_positions(sc, cells, n, g, per_cell=sc.ues.count is None)
     indoor = torch.rand(n, generator=g, dtype=torch.float64) < sc.ues.indoor_ratio
     height = torch.full((n,), sc.ues.outdoor_height_m, dtype=torch.float64)
     if sc.ues.indoor_floors == "3gpp" and sc.radio.scenario != "rma":

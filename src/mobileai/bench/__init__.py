@@ -1,0 +1,1 @@
+"""Benchmarks and reference adapters (optional dependencies are imported lazily)."""

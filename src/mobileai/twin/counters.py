@@ -1,0 +1,222 @@
+"""Per-cell counters accumulated every step and turned into KPIs each reporting period.
+
+Names follow 3GPP TS 28.552 (V18) performance measurements and the O-RAN E2SM-KPM KPIs where one
+exists; percentile variants and twin-only quantities carry a ``mobileai.`` prefix or a
+``.P5/.P50/.P95`` suffix. ``docs/kpis.md`` lists each with unit, definition and clause.
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: SINR histogram bins (dB): lower edges -10, -8, ..., 38 (25 bins, clamped at both ends).
+SINR_BIN_LO, SINR_BIN_DB, SINR_BINS = -10.0, 2.0, 25
+
+#: Column name -> (unit, definition, source) for every per-cell-per-period KPI the twin emits.
+KPI_DEFINITIONS: dict[str, tuple[str, str, str]] = {
+    "DRB.UEThpDl": (
+        "kbit/s",
+        "mean per-UE DL throughput over UEs with data (volume / active time)",
+        "TS 28.552 5.1.1.3.1",
+    ),
+    "DRB.UEThpDl.P5": (
+        "kbit/s",
+        "5th percentile of per-UE DL throughput",
+        "TS 28.552 5.1.1.3.1 (percentile: ours)",
+    ),
+    "DRB.UEThpDl.P50": ("kbit/s", "median per-UE DL throughput", "TS 28.552 5.1.1.3.1 (percentile: ours)"),
+    "DRB.UEThpDl.P95": (
+        "kbit/s",
+        "95th percentile of per-UE DL throughput",
+        "TS 28.552 5.1.1.3.1 (percentile: ours)",
+    ),
+    "DRB.UEThpUl": ("kbit/s", "mean per-UE UL throughput over UEs with data", "TS 28.552 5.1.1.3.3"),
+    "DRB.UEThpUl.P5": (
+        "kbit/s",
+        "5th percentile of per-UE UL throughput",
+        "TS 28.552 5.1.1.3.3 (percentile: ours)",
+    ),
+    "DRB.CellThpDl": ("Mbit/s", "cell DL volume / period", "E2SM-KPM (cell throughput)"),
+    "DRB.CellThpUl": ("Mbit/s", "cell UL volume / period", "E2SM-KPM (cell throughput)"),
+    "DRB.PdcpSduVolumeDL": ("Mbit", "DL data volume delivered", "TS 28.552 5.1.2.1.1.1"),
+    "DRB.PdcpSduVolumeUL": ("Mbit", "UL data volume delivered", "TS 28.552 5.1.2.1.1.2"),
+    "RRU.PrbUsedDl": ("%", "mean share of DL PRBs used", "TS 28.552 5.1.1.2.1"),
+    "RRU.PrbUsedUl": ("%", "mean share of UL PRBs used", "TS 28.552 5.1.1.2.2"),
+    "DRB.MeanActiveUeDl": ("UEs", "mean number of UEs with DL data buffered", "TS 28.552 5.1.1.23.1"),
+    "DRB.MeanActiveUeUl": ("UEs", "mean number of UEs with UL data buffered", "TS 28.552 5.1.1.23.2"),
+    "RRC.ConnMean": ("UEs", "mean number of connected UEs", "TS 28.552 5.1.1.4.1"),
+    "MM.HoExeIntraReq": ("count", "handover executions attempted out of the cell", "TS 28.552 5.1.1.6.1.5"),
+    "MM.HoExeIntraSucc": ("count", "successful handover executions out of the cell", "TS 28.552 5.1.1.6.1.6"),
+    "mobileai.HoFail": ("count", "handover failures (target below Qout at execution)", "ours"),
+    "mobileai.HoPingPong": (
+        "count",
+        "handovers back to the previous cell within the ping-pong window",
+        "ours",
+    ),
+    "mobileai.Rlf": ("count", "radio link failures (T310 expiry) of the cell's UEs", "TS 38.331 5.3.10"),
+    "RRC.ReEstabAtt": (
+        "count",
+        "RRC re-establishments after RLF or HO failure at the cell",
+        "TS 28.552 5.1.1.15.1",
+    ),
+    "PEE.AvgPower": ("W", "mean input power", "TS 28.552 5.1.1.19.2"),
+    "PEE.Energy": ("kWh", "input energy over the period", "TS 28.552 5.1.1.19.3"),
+    "mobileai.EnergyJ": ("J", "input energy over the period", "ours (PEE.Energy in J)"),
+    "mobileai.SleepRatio": ("0..1", "share of the period in light/deep sleep or off", "TR 38.864"),
+    "mobileai.SinrDl.P5": ("dB", "5th percentile of the DL SINR of served UEs (2 dB bins)", "ours"),
+    "mobileai.SinrDl.P50": ("dB", "median DL SINR of served UEs (2 dB bins)", "ours"),
+    "mobileai.CqiMean": ("0..15", "mean wideband CQI of served UEs", "TS 38.214 5.2.2.1"),
+    "mobileai.SessionsNew": ("count", "sessions started", "ours"),
+    "mobileai.SessionsBlocked": (
+        "count",
+        "sessions refused by admission control (PRB use above limit)",
+        "ours",
+    ),
+    "mobileai.SessionsDropped": ("count", "sessions lost to RLF", "ours"),
+    "DRB.RlcSduDelayDl": (
+        "ms",
+        "mean DL buffer delay proxy: buffered bits / PF average rate",
+        "TS 28.552 5.1.1.1.1 (proxy)",
+    ),
+}
+
+_SUMS = (
+    "dl_bits", "ul_bits", "prb_dl", "prb_ul", "active_dl", "active_ul", "connected", "ho_req", "ho_succ",
+    "ho_fail", "ping_pong", "rlf", "reestab", "energy_j", "sleep_s", "cqi_sum", "cqi_n",
+    "sessions_new", "sessions_blocked", "sessions_dropped", "delay_sum", "delay_n",
+)  # fmt: skip
+
+
+class PeriodCounters:
+    """Accumulators [C] (and a SINR histogram [C, B]) reset every reporting period."""
+
+    def __init__(self, n_cells: int, n_ues: int, device: torch.device) -> None:
+        self.n_cells, self.n_ues, self.device = n_cells, n_ues, device
+        self.reset()
+
+    def reset(self) -> None:
+        z = {"device": self.device, "dtype": torch.float64}
+        self.sums = {k: torch.zeros(self.n_cells, **z) for k in _SUMS}
+        self.sinr_hist = torch.zeros((self.n_cells + 1) * SINR_BINS, **z)
+        self.ue_dl_bits = torch.zeros(self.n_ues, **z)
+        self.ue_dl_active_s = torch.zeros(self.n_ues, **z)
+        self.ue_ul_bits = torch.zeros(self.n_ues, **z)
+        self.ue_ul_active_s = torch.zeros(self.n_ues, **z)
+        self.steps = 0
+        self.seconds = 0.0
+
+    def add_ue_columns(self, cell: torch.Tensor, columns: dict[str, torch.Tensor]) -> None:
+        """Add several per-UE columns into their cells in one scatter; ``cell`` == n_cells is
+        the "no cell" bin and is dropped."""
+        names = list(columns)
+        vals = torch.stack([columns[k].to(torch.float64) for k in names], 1)
+        acc = torch.zeros(self.n_cells + 1, len(names), dtype=torch.float64, device=self.device)
+        acc.index_add_(0, cell, vals)
+        for j, k in enumerate(names):
+            self.sums[k] += acc[: self.n_cells, j]
+
+    def add_ue_totals(
+        self,
+        dl_bits: torch.Tensor,
+        ul_bits: torch.Tensor,
+        active_dl: torch.Tensor,
+        active_ul: torch.Tensor,
+        dt: float,
+    ) -> None:
+        """Per-UE volumes and active times for the per-UE throughput KPIs."""
+        self.ue_dl_bits += dl_bits
+        self.ue_ul_bits += ul_bits
+        self.ue_dl_active_s += active_dl * dt
+        self.ue_ul_active_s += active_ul * dt
+
+    def add_cells(self, name: str, values: torch.Tensor) -> None:
+        self.sums[name] += values.double()
+
+    def add_sinr(self, cell: torch.Tensor, sinr_db: torch.Tensor) -> None:
+        """Histogram the SINR of UEs per cell (``cell`` == n_cells: not counted)."""
+        b = ((sinr_db - SINR_BIN_LO) / SINR_BIN_DB).floor().clamp(0, SINR_BINS - 1).long()
+        self.sinr_hist.index_add_(0, cell * SINR_BINS + b, torch.ones_like(sinr_db, dtype=torch.float64))
+
+    def kpis(self, serving: torch.Tensor) -> dict[str, torch.Tensor]:
+        """KPIs per cell for the period just ended (tensors [C], float64, on the counters' device)."""
+        s = self.sums
+        secs = max(self.seconds, 1e-9)
+        steps = max(self.steps, 1)
+        out: dict[str, torch.Tensor] = {}
+        dl_tput, ul_tput = self._per_ue_tput(serving)
+        out.update(dl_tput)
+        out.update(ul_tput)
+        out["DRB.CellThpDl"] = s["dl_bits"] / secs / 1e6
+        out["DRB.CellThpUl"] = s["ul_bits"] / secs / 1e6
+        out["DRB.PdcpSduVolumeDL"] = s["dl_bits"] / 1e6
+        out["DRB.PdcpSduVolumeUL"] = s["ul_bits"] / 1e6
+        out["RRU.PrbUsedDl"] = 100.0 * s["prb_dl"] / steps
+        out["RRU.PrbUsedUl"] = 100.0 * s["prb_ul"] / steps
+        out["DRB.MeanActiveUeDl"] = s["active_dl"] / steps
+        out["DRB.MeanActiveUeUl"] = s["active_ul"] / steps
+        out["RRC.ConnMean"] = s["connected"] / steps
+        out["MM.HoExeIntraReq"] = s["ho_req"]
+        out["MM.HoExeIntraSucc"] = s["ho_succ"]
+        out["mobileai.HoFail"] = s["ho_fail"]
+        out["mobileai.HoPingPong"] = s["ping_pong"]
+        out["mobileai.Rlf"] = s["rlf"]
+        out["RRC.ReEstabAtt"] = s["reestab"]
+        out["PEE.AvgPower"] = s["energy_j"] / secs
+        out["PEE.Energy"] = s["energy_j"] / 3.6e6
+        out["mobileai.EnergyJ"] = s["energy_j"].clone()
+        out["mobileai.SleepRatio"] = s["sleep_s"] / secs
+        p5, p50 = self._hist_percentiles((0.05, 0.5))
+        out["mobileai.SinrDl.P5"] = p5
+        out["mobileai.SinrDl.P50"] = p50
+        out["mobileai.CqiMean"] = s["cqi_sum"] / s["cqi_n"].clamp(min=1)
+        out["mobileai.SessionsNew"] = s["sessions_new"]
+        out["mobileai.SessionsBlocked"] = s["sessions_blocked"]
+        out["mobileai.SessionsDropped"] = s["sessions_dropped"]
+        out["DRB.RlcSduDelayDl"] = 1e3 * s["delay_sum"] / s["delay_n"].clamp(min=1)
+        return out
+
+    def _hist_percentiles(self, qs: tuple[float, ...]) -> list[torch.Tensor]:
+        h = self.sinr_hist.view(self.n_cells + 1, SINR_BINS)[: self.n_cells]
+        total = h.sum(1, keepdim=True)
+        cdf = h.cumsum(1) / total.clamp(min=1)
+        res = []
+        for q in qs:
+            b = (cdf < q).sum(1).clamp(max=SINR_BINS - 1)
+            val = SINR_BIN_LO + SINR_BIN_DB * (b.double() + 0.5)
+            res.append(torch.where(total[:, 0] > 0, val, torch.full_like(val, float("nan"))))
+        return res
+
+    def _per_ue_tput(self, serving: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        dl, ul = {}, {}
+        for name, bits, act, store, pcts in (
+            ("DRB.UEThpDl", self.ue_dl_bits, self.ue_dl_active_s, dl, (5, 50, 95)),
+            ("DRB.UEThpUl", self.ue_ul_bits, self.ue_ul_active_s, ul, (5,)),
+        ):
+            has = (act > 0) & (serving >= 0)
+            tput = torch.where(has, bits / act.clamp(min=1e-9) / 1e3, torch.zeros_like(bits))
+            cell = torch.where(has, serving, torch.full_like(serving, self.n_cells))
+            store[name] = _segment_mean(cell, tput, self.n_cells)
+            for p in pcts:
+                store[f"{name}.P{p}"] = _segment_quantile(cell, tput, self.n_cells, p / 100.0)
+        return dl, ul
+
+
+def _segment_mean(seg: torch.Tensor, v: torch.Tensor, n: int) -> torch.Tensor:
+    total = torch.zeros(n + 1, dtype=torch.float64, device=v.device).index_add_(0, seg, v)
+    cnt = torch.zeros(n + 1, dtype=torch.float64, device=v.device).index_add_(0, seg, torch.ones_like(v))
+    out = total / cnt.clamp(min=1)
+    return torch.where(cnt > 0, out, torch.full_like(out, float("nan")))[:n]
+
+
+def _segment_quantile(seg: torch.Tensor, v: torch.Tensor, n: int, q: float) -> torch.Tensor:
+    """Per-segment quantile (nearest rank) without a Python loop: sort by (segment, value)."""
+    order = torch.argsort(seg.double() * 1e12 + v)
+    s_sorted = seg[order]
+    v_sorted = v[order]
+    cnt = torch.bincount(seg, minlength=n + 1)
+    start = torch.cumsum(cnt, 0) - cnt
+    k = start + torch.clamp((q * (cnt - 1).double()).round().long(), min=0)
+    k = k.clamp(max=max(v.numel() - 1, 0))
+    out = v_sorted[k] if v.numel() else torch.zeros(n + 1, dtype=torch.float64, device=v.device)
+    ok = (cnt > 0) & (s_sorted[k] == torch.arange(n + 1, device=v.device) if v.numel() else cnt > 0)
+    return torch.where(ok, out, torch.full_like(out, float("nan")))[:n]

@@ -1,0 +1,677 @@
+"""The dynamic network digital twin: a clock stepping every UE and cell in batch.
+
+One step (``time.step_ms``, default 100 ms) does, for all UEs at once (struct-of-arrays tensors,
+no Python loop over UEs or cells; per-step cost O(UEs x candidates)):
+
+1. faults start/stop (``faults``); mobility moves outdoor UEs (``mobility``);
+2. large-scale gains of each UE's K candidate cells are refreshed every ``radio_update_ms`` for
+   UEs that moved, and all cells are re-ranked into the candidate list every
+   ``candidate_refresh_s`` (a UE measures its neighbours; TR 38.901 via ``radio``);
+3. RSRP per candidate, layer-3 filtered (TS 38.331 5.5.3.2); serving SINR with interference
+   from the candidate cells weighted by their PRB load, plus noise and any interference fault;
+4. radio link monitoring: T310 starts below Qout and stops above Qin; expiry is an RLF, the UE
+   is out of service for ``reestablishment_ms`` and re-establishes on the best cell;
+5. event A3 with hysteresis, offset, per-pair CIO and time-to-trigger (TS 38.331 5.5.4.4);
+   handover to the best triggering neighbour, failure if the target is below Qout; ping-pong
+   when a UE returns to its previous cell within the window;
+6. traffic arrivals (``traffic``) with admission control, then proportional-fair scheduling per
+   cell x slice, DL and UL, over the TDD split (``scheduler``, ``linkadapt``);
+7. cell power from state and load (``energy``), counters for the period's KPIs (``counters``).
+
+Actions (``actions``) change cell state, power, tilt, CIO, HO parameters, slice shares and the
+TDD split; each result records what it replaced.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from mobileai.errors import UserError
+from mobileai.twin import linkadapt, scheduler
+from mobileai.twin.actions import (
+    Action,
+    ActionResult,
+    SetCellState,
+    SetCIO,
+    SetHandoverParams,
+    SetSliceShare,
+    SetTdd,
+    SetTilt,
+    SetTxPower,
+)
+from mobileai.twin.config import CELL_TYPES, Scenario
+from mobileai.twin.counters import PeriodCounters
+from mobileai.twin.energy import STATE_NAMES, CellState, EnergyModel
+from mobileai.twin.faults import FaultInjector, build_fault_events
+from mobileai.twin.layout import Cells, build_layout, replicate
+from mobileai.twin.mobility import Mobility
+from mobileai.twin.nr import THERMAL_NOISE_DBM_PER_HZ, prb_count
+from mobileai.twin.radio import RadioModel, resolve_device
+from mobileai.twin.traffic import SLICES, Traffic, diurnal_factor
+from mobileai.twin.ues import UEs, drop_ues
+
+NEG = -1e9  # "no signal" in dBm
+
+
+@dataclass
+class PeriodReport:
+    """KPIs of one reporting period: numpy columns [C] plus the period's start time."""
+
+    start_s: float
+    end_s: float
+    columns: dict[str, np.ndarray]
+
+
+class Twin:
+    """A scenario brought to life. ``step()`` advances one radio step; ``run()`` a duration."""
+
+    def __init__(self, sc: Scenario, device: str | torch.device | None = "cpu", copies: int = 1) -> None:
+        """``copies`` > 1 runs that many independent instances of the scenario (copy b uses
+        seed + b for its drop; shadowing, traffic and mobility draws are independent) in one
+        tensor pass: copy b owns cells [b·C, (b+1)·C) and UEs [b·U, (b+1)·U)."""
+        if copies < 1:
+            raise UserError(f"copies must be >= 1 (got {copies})")
+        self.sc = sc
+        self.device = resolve_device(device)
+        dev = self.device
+        seed = sc.seed
+        base = build_layout(sc)
+        self.copies = copies
+        self.cells_per_copy = base.n
+        self.cells: Cells = replicate(base, copies)
+        c = self.cells
+        self.n_cells = c.n
+        drops = [drop_ues(sc, base, torch.Generator().manual_seed(seed + b)) for b in range(copies)]
+        ues = (
+            drops[0]
+            if copies == 1
+            else UEs(**{f: torch.cat([getattr(d, f) for d in drops]) for f in UEs.__dataclass_fields__})
+        )
+        self.ues_per_copy = drops[0].n
+        self.n_ues = ues.n
+        self._ues0 = ues
+        self._copy_of_ue = torch.arange(ues.n, device=dev) // self.ues_per_copy
+        self.radio = RadioModel(sc, c, device=dev)
+        self.mobility = Mobility(sc, c, ues, torch.Generator().manual_seed(seed * 7 + 1), dev)
+        self.traffic = Traffic(sc.traffic, ues.n, torch.Generator().manual_seed(seed * 7 + 2), dev)
+        self.energy = EnergyModel(sc.energy, c.tx_power_dbm.to(dev, torch.float32))
+        events = build_fault_events(sc, base.ids, torch.Generator().manual_seed(seed * 7 + 3))
+        events = [replace(e, cell=e.cell + b * base.n) for b in range(copies) for e in events]
+        self.faults = FaultInjector(sorted(events, key=lambda e: (e.start_s, e.cell)), c.n, dev)
+
+        f32 = {"device": dev, "dtype": torch.float32}
+        ran = sc.ran
+        self.k = min(ran.candidates, c.n)
+        self.dt = sc.time.step_ms / 1000.0
+        # mutable cell configuration (the action surface)
+        self.tx_power_dbm = c.tx_power_dbm.to(**f32).clone()
+        self.tilt_deg = c.downtilt_deg.to(**f32).clone()
+        self.state = torch.zeros(c.n, dtype=torch.long, device=dev)
+        self.wake_until = torch.zeros(c.n, **f32)
+        self.cio_db = torch.zeros(c.n, c.n, **f32)
+        self.hysteresis_db = torch.full((c.n,), ran.hysteresis_db, **f32)
+        self.ttt_s = torch.full((c.n,), ran.time_to_trigger_ms / 1000.0, **f32)
+        self.slice_share = torch.ones(c.n, len(SLICES), **f32)
+        self.tdd_dl = torch.full((c.n,), ran.tdd_dl_fraction, **f32)
+        g_types = torch.Generator().manual_seed(seed * 7 + 5)
+        shares = torch.tensor([sc.traffic.cell_type_mix.get(t, 0.0) for t in CELL_TYPES], dtype=torch.float64)
+        site_type = torch.multinomial(shares, c.n_sites, replacement=True, generator=g_types)
+        self.cell_type = site_type[c.site].to(dev)
+        # per-cell constants
+        n_rb = [prb_count(float(b), sc.radio.subcarrier_spacing_khz) for b in c.bandwidth_mhz.tolist()]
+        self.n_rb = torch.tensor(n_rb, **f32)
+        self.rs_offset_db = 10.0 * torch.log10(12.0 * self.n_rb)
+        bw_hz = c.bandwidth_mhz.to(**f32) * 1e6
+        self.noise_ue_dbm = THERMAL_NOISE_DBM_PER_HZ + 10 * torch.log10(bw_hz) + sc.radio.ue_noise_figure_db
+        self.noise_bs_prb_dbm = (
+            THERMAL_NOISE_DBM_PER_HZ
+            + 10 * math.log10(12 * sc.radio.subcarrier_spacing_khz * 1e3)
+            + ran.bs_noise_figure_db
+        )
+        self.carrier = c.carrier_ghz.to(**f32)
+        # UE state
+        u, k = self.n_ues, self.k
+        self.serving = torch.zeros(u, dtype=torch.long, device=dev)
+        self.cand = torch.zeros(u, k, dtype=torch.long, device=dev)
+        self.cand_cg = torch.zeros(u, k, **f32)
+        self.l3 = torch.full((u, k), NEG, **f32)
+        self.a3_timer = torch.zeros(u, k, **f32)
+        self.t310 = torch.full((u,), -1.0, **f32)  # < 0: not running
+        self.out_until = torch.zeros(u, **f32)  # no service before this time (RLF / HO)
+        self.prev_cell = torch.full((u,), -1, dtype=torch.long, device=dev)
+        self.last_ho_t = torch.full((u,), -1e9, **f32)
+        self.avg_dl = torch.full((u,), 1e5, **f32)
+        self.avg_ul = torch.full((u,), 1e5, **f32)
+        self.sinr_db = torch.zeros(u, **f32)
+        self.dl_util = torch.zeros(c.n, **f32)
+        self.ul_util = torch.zeros(c.n, **f32)
+        self._moved = torch.zeros(u, dtype=torch.bool, device=dev)
+        self._x_at_update = self.mobility.x.clone()
+        self._y_at_update = self.mobility.y.clone()
+        self._gain_dirty = False
+        self.t = 0.0
+        self.steps = 0
+        self.counters = PeriodCounters(c.n, u, dev)
+        self.reports: list[PeriodReport] = []
+        self._closed: dict[str, torch.Tensor] = {}
+        self._closed_seconds = 0.0
+        self._window_base: dict[str, torch.Tensor] = {}
+        self._window_seconds = 0.0
+        self.action_log: list[ActionResult] = []
+        self._period_start = 0.0
+        self._steps_per_period = round(sc.time.report_period_s / self.dt)
+        self._radio_every = max(1, round(sc.time.radio_update_ms / sc.time.step_ms))
+        self._refresh_every = max(1, round(sc.time.candidate_refresh_s / self.dt))
+        self._cell_index = {cid: i for i, cid in enumerate(c.ids)}
+        # caches (keys bump when what they depend on changes)
+        self._rows = torch.arange(u, device=dev)
+        self._single_carrier = bool((self.carrier == self.carrier[0]).all())
+        self._l3_a = 1.0 / 2 ** (ran.l3_filter_k / 4.0)
+        self._qout_lin = 10 ** (ran.qout_sinr_db / 10)
+        self._qin_lin = 10 ** (ran.qin_sinr_db / 10)
+        self._t310_s = ran.t310_ms / 1000.0
+        self._cio_active = False
+        self._slice_cap = self.slice_share.reshape(-1).clone()
+        self._eff = None
+        self._noise_rise = torch.zeros(c.n, **f32)
+        self._ul_iot_db = torch.zeros(c.n, **f32)
+        self._capped = False
+        self._state_version = 0
+        self._avail_cache_key = None
+        self._avail: torch.Tensor | None = None
+        self._avail_key = 0
+        self._full_refresh = False
+        self._commanded_off = torch.zeros(c.n, dtype=torch.bool, device=dev)
+        self._ptx_key = 0
+        self._rx_key = None
+        self._on_fault_change(self.faults.effects(0.0))
+        self._refresh_candidates(initial=True)
+
+    # ================================================================== radio
+    def _ues_now(self, idx: torch.Tensor | None = None) -> UEs:
+        u = replace(self._ues0, x=self.mobility.x.double().cpu(), y=self.mobility.y.double().cpu())
+        if idx is None:
+            return u
+        i = idx.cpu()
+        return UEs(**{f: getattr(u, f)[i] for f in u.__dataclass_fields__})
+
+    def _available(self) -> torch.Tensor:
+        """Cells radiating now: active (awake), not in outage."""
+        return self._avail_now(self.faults.effects(self.t))
+
+    def _refresh_candidates(self, initial: bool = False, idx: torch.Tensor | None = None) -> None:
+        """Re-rank all cells for UEs ``idx`` (default all): a UE's neighbour measurements.
+        The serving cell stays listed; filtered values carry over for cells that stay."""
+        rows = torch.arange(self.n_ues, device=self.device) if idx is None else idx
+        if rows.numel() == 0:
+            return
+        if self.copies > 1:
+            # each copy's UEs rank only their own copy's cells
+            for b in range(self.copies):
+                part = rows[self._copy_of_ue[rows] == b]
+                if part.numel():
+                    self._refresh_rows(part, initial, b)
+            return
+        self._refresh_rows(rows, initial, 0, all_rows=idx is None)
+
+    def _refresh_rows(self, rows: torch.Tensor, initial: bool, copy: int, all_rows: bool = False) -> None:
+        avail = self._available()
+        c0, c1 = copy * self.cells_per_copy, (copy + 1) * self.cells_per_copy
+        block = None if self.copies == 1 else torch.arange(c0, c1, device=self.device)
+        cg_all = self.radio.links(self._ues_now(None if all_rows else rows), cells=block)["coupling_gain_db"]
+        ptx = (self.tx_power_dbm + self._eff.tx_offset_db)[c0:c1]
+        rsrp = (ptx - self.rs_offset_db[c0:c1])[None, :] + cg_all
+        rsrp = torch.where(avail[c0:c1][None, :], rsrp, torch.full_like(rsrp, NEG))
+        top_local = torch.topk(rsrp, self.k, dim=1).indices
+        if initial:
+            self.serving[rows] = top_local[:, 0] + c0
+        else:
+            srv = self.serving[rows] - c0
+            listed = (top_local == srv[:, None]).any(1)
+            top_local[:, -1] = torch.where(listed, top_local[:, -1], srv)
+        cg_top = torch.gather(cg_all, 1, top_local)
+        new_rsrp = torch.gather(rsrp, 1, top_local)
+        top = top_local + c0
+        old_cand, old_l3, old_timer = self.cand[rows], self.l3[rows], self.a3_timer[rows]
+        self.cand[rows] = top
+        self.cand_cg[rows] = cg_top
+        match = top[:, :, None] == old_cand[:, None, :]
+        has = match.any(2)
+        src = match.to(torch.uint8).argmax(2)
+        carried = old_l3.gather(1, src)
+        self.l3[rows] = torch.where(has & (carried > NEG / 2), carried, new_rsrp)
+        self.a3_timer[rows] = torch.where(has, old_timer.gather(1, src), torch.zeros_like(new_rsrp))
+        self._moved[rows] = False
+        self._x_at_update[rows] = self.mobility.x[rows]
+        self._y_at_update[rows] = self.mobility.y[rows]
+        self._rx_key = None
+
+    def _offload_unavailable(self, avail: torch.Tensor) -> None:
+        """UEs of a cell that was put to sleep or switched off are handed over first (the gNB
+        moves its connected UEs before it stops radiating)."""
+        lost_cell = ~avail[self.serving] & self._commanded_off[self.serving]
+        if not bool(lost_cell.any()):
+            return
+        rows = self._rows
+        score = torch.where(self._cand_ok, self.l3, torch.full_like(self.l3, 2 * NEG))
+        slot = score.argmax(1)
+        target = self.cand[rows, slot]
+        move = lost_cell & self._cand_ok[rows, slot]
+        none = torch.full_like(self.serving, self.n_cells)
+        self.counters.add_ue_columns(
+            torch.where(move, self.serving, none), {"ho_req": move.float(), "ho_succ": move.float()}
+        )
+        self.prev_cell = torch.where(move, torch.full_like(self.prev_cell, -1), self.prev_cell)
+        self.serving = torch.where(move, target, self.serving)
+        self.out_until = torch.where(
+            move,
+            torch.full_like(self.out_until, self.t + self.sc.ran.ho_interruption_ms / 1e3),
+            self.out_until,
+        )
+        self._srv_slot = (self.cand == self.serving[:, None]).to(torch.uint8).argmax(1)
+
+    def _update_candidate_gains(self) -> bool:
+        """Large-scale gains of the listed cells for UEs that moved more than
+        ``time.radio_update_m`` since their last update (all UEs after a tilt change)."""
+        if self._gain_dirty:
+            idx = torch.arange(self.n_ues, device=self.device)
+        else:
+            far = torch.hypot(self.mobility.x - self._x_at_update, self.mobility.y - self._y_at_update)
+            idx = (far > self.sc.time.radio_update_m).nonzero().squeeze(1)
+        self._gain_dirty = False
+        if idx.numel() == 0:
+            return False
+        res = self.radio.links(self._ues_now(idx), cells=self.cand[idx])
+        self.cand_cg[idx] = res["coupling_gain_db"]
+        self._x_at_update[idx] = self.mobility.x[idx]
+        self._y_at_update[idx] = self.mobility.y[idx]
+        return True
+
+    # ================================================================== step
+    def _refresh_rx(self, avail: torch.Tensor, ptx: torch.Tensor) -> None:
+        """Cache received power per candidate (dBm and mW) after gains, power or availability change."""
+        cand_ok = avail[self.cand]
+        rx_dbm = torch.where(cand_ok, ptx[self.cand] + self.cand_cg, torch.full_like(self.cand_cg, NEG))
+        self._cand_ok = cand_ok
+        self._rsrp = rx_dbm - self.rs_offset_db[self.cand]
+        rx_mw = torch.where(cand_ok, torch.pow(10.0, rx_dbm / 10.0), torch.zeros_like(rx_dbm))
+        if not self._single_carrier:
+            rx_mw = rx_mw * (self.carrier[self.cand] == self.carrier[self.serving][:, None])
+        self._rx_mw = rx_mw
+        self._rx_sum = rx_mw.sum(1)
+        self._noise_mw = torch.pow(10.0, (self.noise_ue_dbm[self.cand] + self._noise_rise[self.cand]) / 10.0)
+        self._rx_key = (self._avail_key, self._ptx_key)
+        self._srv_slot = (self.cand == self.serving[:, None]).to(torch.uint8).argmax(1)
+
+    def step(self) -> None:
+        """Advance the network by one radio step.
+
+        On CPU the step runs single-threaded: its tensors are small (UEs x candidates), and
+        intra-op threads only add synchronisation stalls (measured: 5-10x slower with 2 threads
+        on a busy 2-core machine). The caller's thread setting is restored afterwards.
+        """
+        if self.device.type != "cpu":
+            self._step()
+            return
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self._step()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _step(self) -> None:
+        sc, ran, dt = self.sc, self.sc.ran, self.dt
+        t = self.t
+        eff = self.faults.effects(t)
+        if eff is not self._eff:
+            self._on_fault_change(eff)
+        # 1. mobility
+        if self.mobility.cfg.model != "static":
+            self.mobility.step(dt)
+            self._moved |= self.mobility.moving
+        # 2. radio: re-rank all cells now and then, refresh moving UEs' gains more often
+        avail = self._avail_now(eff)
+        if self._full_refresh:
+            self._full_refresh = False
+            self._refresh_candidates()
+        elif self.steps % self._refresh_every == 0 and self.steps > 0:
+            self._refresh_candidates(idx=self._moved.nonzero().squeeze(1))
+        elif (self.steps % self._radio_every == 0 or self._gain_dirty) and self._update_candidate_gains():
+            self._rx_key = None
+        if self._rx_key != (self._avail_key, self._ptx_key):
+            self._refresh_rx(avail, self.tx_power_dbm + eff.tx_offset_db)
+            self._offload_unavailable(avail)
+        cand_ok, rsrp = self._cand_ok, self._rsrp
+        rows = self._rows
+        srv_slot = self._srv_slot
+        # 3. L3 filtering of RSRP, a = 1/2^(k/4) (TS 38.331 5.5.3.2); one measurement per step
+        self.l3 = torch.where(
+            self.l3 > NEG / 2, self.l3.mul_(1 - self._l3_a).add_(rsrp, alpha=self._l3_a), rsrp
+        )
+        # serving SINR: data with load-weighted interference, control with fully loaded neighbours
+        srv_rx = self._rx_mw[rows, srv_slot]
+        load = self.dl_util[self.cand]
+        i_data = (self._rx_mw * load).sum(1) - srv_rx * load[rows, srv_slot]
+        noise = self._noise_mw[rows, srv_slot]
+        srv_ok = cand_ok[rows, srv_slot]
+        srv_sinr = 10 * torch.log10(srv_rx / (i_data + noise) + 1e-30)
+        ctrl_lin = srv_rx / (self._rx_sum - srv_rx + noise)
+        self.sinr_db = srv_sinr
+        in_service = self.out_until <= t
+        # 4. radio link monitoring: T310 runs while below Qout, stops above Qin
+        below = (ctrl_lin < self._qout_lin) | ~srv_ok
+        above = (ctrl_lin > self._qin_lin) & srv_ok
+        t310 = self.t310
+        t310 = torch.where(in_service & below & (t310 < 0), torch.zeros_like(t310), t310)
+        t310 = torch.where((t310 >= 0) & above, torch.full_like(t310, -1.0), t310)
+        t310 = torch.where(t310 >= 0, t310 + dt, t310)
+        self.t310 = t310
+        rlf = in_service & (t310 >= self._t310_s)
+        # 5. event A3: Mn + Ocn - Hys > Mp + Off (Ofn = Ofp = Ocp = 0), held for TTT
+        srv_l3 = self.l3[rows, srv_slot]
+        margin = self.l3 - (srv_l3 + self.hysteresis_db[self.serving] + ran.a3_offset_db)[:, None]
+        if self._cio_active:
+            margin = margin + self.cio_db[self.serving[:, None], self.cand]
+        entering = (margin > 0) & cand_ok
+        entering[rows, srv_slot] = False
+        self.a3_timer = torch.where(entering, self.a3_timer + dt, torch.zeros_like(self.a3_timer))
+        ready = (in_service & ~rlf)[:, None] & (self.a3_timer >= (self.ttt_s[self.serving] - 1e-6)[:, None])
+        fire = entering & ready
+        do_ho = fire.any(1)
+        if bool((do_ho | rlf).any()):
+            self._mobility_events(do_ho, fire, rlf, t)
+            srv_slot = self._srv_slot
+        # 6. traffic and scheduling
+        srv = self.serving
+        connected = (self.out_until <= t) & avail[srv]
+        hour = (sc.time.start_hour + t / 3600.0) % 24.0
+        act = diurnal_factor(self.cell_type[srv], hour) * (sc.traffic.load_scale * eff.surge[srv])
+        admit = connected & (self.dl_util[srv] < ran.admission_prb_limit)
+        tstep = self.traffic.step(dt, act, admit)
+        ok = connected & ~eff.sleeping[srv]
+        served_dl, served_ul, active_dl, active_ul = self._schedule(ok, srv, srv_sinr, srv_slot, eff, dt)
+        # 7. energy and counters
+        waking = (self.state == CellState.ACTIVE) & (self.wake_until > t)
+        power = self.energy.power_w(self.state, self.dl_util, waking)
+        cnt = self.counters
+        cell_or_none = torch.where(connected, srv, torch.full_like(srv, self.n_cells))
+        ok_or_none = torch.where(ok, srv, torch.full_like(srv, self.n_cells))
+        cqi = linkadapt.sinr_to_cqi(srv_sinr)
+        delay = self.traffic.dl_buffer_bits / self.avg_dl.clamp(min=1e3)
+        cnt.add_ue_columns(
+            cell_or_none,
+            {
+                "connected": torch.ones_like(srv_sinr),
+                "cqi_sum": cqi.float(),
+                "cqi_n": torch.ones_like(srv_sinr),
+                "sessions_new": tstep.new_sessions.float(),
+                "sessions_blocked": tstep.blocked.float(),
+            },
+        )
+        cnt.add_ue_columns(
+            ok_or_none,
+            {
+                "dl_bits": served_dl,
+                "ul_bits": served_ul,
+                "active_dl": active_dl.float(),
+                "active_ul": active_ul.float(),
+                "delay_sum": torch.where(active_dl, delay, torch.zeros_like(delay)),
+                "delay_n": active_dl.float(),
+            },
+        )
+        cnt.add_sinr(cell_or_none, srv_sinr)
+        cnt.add_cells("energy_j", power * dt)
+        cnt.add_cells("sleep_s", (self.state != CellState.ACTIVE).float() * dt)
+        cnt.add_cells("prb_dl", self.dl_util)
+        cnt.add_cells("prb_ul", self.ul_util)
+        cnt.add_ue_totals(served_dl, served_ul, active_dl, active_ul, dt)
+        cnt.steps += 1
+        cnt.seconds += dt
+        self.steps += 1
+        self.t = self.steps * dt
+        if self.steps % self._steps_per_period == 0:
+            self._close_period()
+
+    def _avail_now(self, eff) -> torch.Tensor:
+        """Cells radiating now (cached; the key changes with state, wake-ups and outages)."""
+        key = (self._state_version, bool((self.wake_until > self.t).any()), id(eff))
+        if key != self._avail_cache_key:
+            self._avail_cache_key = key
+            avail = (self.state == CellState.ACTIVE) & (self.wake_until <= self.t) & ~eff.outage
+            if self._avail is not None and not torch.equal(avail, self._avail):
+                self._full_refresh = True  # cells came or went: everybody re-ranks
+            self._avail = avail
+            self._avail_key += 1
+        return self._avail
+
+    def _on_fault_change(self, eff) -> None:
+        """A fault started or ended: re-apply tilt errors, power offsets, noise rises."""
+        prev = self._eff
+        self._eff = eff
+        if prev is None or not torch.equal(eff.tilt_offset_deg, prev.tilt_offset_deg):
+            self.radio.set_tilt(self.tilt_deg + eff.tilt_offset_deg)
+            self._full_refresh = prev is not None
+        self._noise_rise = eff.noise_rise_db
+        self._capped = bool(torch.isfinite(eff.cap_bps).any())
+        self._ptx_key += 1
+
+    def _mobility_events(self, do_ho: torch.Tensor, fire: torch.Tensor, rlf: torch.Tensor, t: float) -> None:
+        """Execute handovers (or their failures) and radio link failures."""
+        ran = self.sc.ran
+        rows = self._rows
+        none = torch.full_like(self.serving, self.n_cells)
+        src = self.serving
+        # best triggering neighbour by filtered RSRP; its control SINR decides success
+        tgt_slot = torch.where(fire, self.l3, torch.full_like(self.l3, 2 * NEG)).argmax(1)
+        target = self.cand[rows, tgt_slot]
+        tgt_rx = self._rx_mw[rows, tgt_slot]
+        tgt_lin = tgt_rx / (self._rx_sum - tgt_rx + self._noise_mw[rows, tgt_slot])
+        fail = do_ho & (tgt_lin < self._qout_lin)
+        ok = do_ho & ~fail
+        pp = ok & (target == self.prev_cell) & (t - self.last_ho_t <= ran.ping_pong_window_s)
+        lost = rlf | fail
+        was_in_session = self.traffic.in_session & lost
+        self.counters.add_ue_columns(
+            torch.where(do_ho | rlf, src, none),
+            {
+                "ho_req": do_ho.float(),
+                "ho_succ": ok.float(),
+                "ho_fail": fail.float(),
+                "ping_pong": pp.float(),
+                "rlf": rlf.float(),
+                "sessions_dropped": was_in_session.float(),
+            },
+        )
+        # handover execution: the user plane pauses for the interruption time
+        self.prev_cell = torch.where(ok, src, self.prev_cell)
+        self.last_ho_t = torch.where(ok, torch.full_like(self.last_ho_t, t), self.last_ho_t)
+        self.serving = torch.where(ok, target, self.serving)
+        self.out_until = torch.where(
+            ok, torch.full_like(self.out_until, t + ran.ho_interruption_ms / 1e3), self.out_until
+        )
+        # RLF and HO failure: out of service, re-establish on the strongest available cell
+        if bool(lost.any()):
+            best = self.cand[rows, self.l3.argmax(1)]
+            self.traffic.drop(lost)
+            self.serving = torch.where(lost, best, self.serving)
+            self.counters.add_ue_columns(torch.where(lost, best, none), {"reestab": lost.float()})
+            self.out_until = torch.where(
+                lost, torch.full_like(self.out_until, t + ran.reestablishment_ms / 1e3), self.out_until
+            )
+            self.t310 = torch.where(lost, torch.full_like(self.t310, -1.0), self.t310)
+            self.prev_cell = torch.where(lost, torch.full_like(self.prev_cell, -1), self.prev_cell)
+        self.a3_timer = torch.where((do_ho | lost)[:, None], torch.zeros_like(self.a3_timer), self.a3_timer)
+        self._srv_slot = (self.cand == self.serving[:, None]).to(torch.uint8).argmax(1)
+        if not self._single_carrier:
+            self._rx_key = None  # co-channel set follows the serving carrier
+
+    def _schedule(
+        self,
+        ok: torch.Tensor,
+        srv: torch.Tensor,
+        sinr_db: torch.Tensor,
+        srv_slot: torch.Tensor,
+        eff,
+        dt: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """PF scheduling per cell x slice, DL and UL; returns served bits and who had data."""
+        sc, ran = self.sc, self.sc.ran
+        tr = self.traffic
+        n_slices = len(SLICES)
+        group = torch.where(ok, srv * n_slices + tr.slice, torch.full_like(srv, -1))
+        cap = self._slice_cap
+        scs = sc.radio.subcarrier_spacing_khz
+        n_rb = self.n_rb[srv]
+        tdd = self.tdd_dl[srv]
+        # DL
+        rate_dl = linkadapt.peak_rate_bps(sinr_db, n_rb, scs, ran.control_overhead, ran.max_layers, tdd)
+        served_dl, used_dl = scheduler.pf_share(group, rate_dl, tr.dl_buffer_bits, self.avg_dl, cap, dt)
+        # UL: open-loop power control per PRB (TS 38.213 7.1.1) over the UE's expected share of
+        # the PRBs; noise rise 1/(1 - 0.7 load) from the cell's UL load, plus any interference fault
+        pl = -self.cand_cg[self._rows, srv_slot]
+        active_ul = tr.ul_buffer_bits > 0
+        n_ul = torch.zeros(self.n_cells + 1, device=self.device).index_add_(
+            0, torch.where(active_ul, srv, torch.full_like(srv, self.n_cells)), torch.ones_like(pl)
+        )
+        share_db = 10 * torch.log10(n_rb / n_ul[srv].clamp(min=1))
+        p_prb = torch.minimum(ran.ul_p0_dbm + ran.ul_alpha * pl, ran.ue_tx_power_dbm - share_db)
+        sinr_ul = p_prb - pl - self.noise_bs_prb_dbm - self._ul_iot_db[srv]
+        rate_ul = linkadapt.peak_rate_bps(sinr_ul, n_rb, scs, ran.control_overhead, 1, 1.0 - tdd)
+        served_ul, used_ul = scheduler.pf_share(group, rate_ul, tr.ul_buffer_bits, self.avg_ul, cap, dt)
+        # backhaul congestion: cap each cell's total
+        if self._capped:
+            tot = torch.zeros(self.n_cells, dtype=served_dl.dtype, device=self.device).index_add_(
+                0, srv, served_dl + served_ul
+            )
+            scale = torch.clamp(eff.cap_bps * dt / tot.clamp(min=1.0), max=1.0)
+            served_dl = served_dl * scale[srv]
+            served_ul = served_ul * scale[srv]
+        active_dl = tr.dl_buffer_bits > 0
+        tr.serve(served_dl, served_ul)
+        self.avg_dl = scheduler.update_average(self.avg_dl, served_dl, dt)
+        self.avg_ul = scheduler.update_average(self.avg_ul, served_ul, dt)
+        self.dl_util = used_dl.view(self.n_cells, n_slices).sum(1).clamp(max=1.0)
+        self.ul_util = used_ul.view(self.n_cells, n_slices).sum(1).clamp(max=1.0)
+        self._ul_iot_db = -10 * torch.log10(1 - 0.7 * self.ul_util) + self._noise_rise
+        return served_dl, served_ul, active_dl, active_ul
+
+    def _close_period(self) -> None:
+        cols = {k: v.cpu().numpy() for k, v in self.counters.kpis(self.serving).items()}
+        self.reports.append(PeriodReport(self._period_start, self.t, cols))
+        for k, v in self.counters.sums.items():
+            self._closed[k] = self._closed.get(k, 0.0) + v
+        self._closed_seconds += self.counters.seconds
+        self.counters.reset()
+        self._period_start = self.t
+
+    def window(self) -> dict[str, torch.Tensor]:
+        """Per-cell counter sums [C] since the previous call (or the start), plus ``seconds``:
+        what an app or an RL agent sees between two decisions, independent of the KPI period."""
+        now = {k: self._closed.get(k, 0.0) + v for k, v in self.counters.sums.items()}
+        secs = self._closed_seconds + self.counters.seconds
+        out = {k: v - self._window_base.get(k, 0.0) for k, v in now.items()}
+        out["seconds"] = torch.tensor(secs - self._window_seconds, dtype=torch.float64)
+        self._window_base, self._window_seconds = now, secs
+        return out
+
+    # ================================================================== running
+    def run(
+        self, duration_s: float | None = None, on_step: Callable[[int], None] | None = None
+    ) -> list[PeriodReport]:
+        """Step for ``duration_s`` (default: the scenario's); returns all period reports."""
+        duration = self.sc.time.duration_s if duration_s is None else duration_s
+        n = round(duration / self.dt)
+        for i in range(n):
+            self.step()
+            if on_step is not None:
+                on_step(i)
+        return self.reports
+
+    # ================================================================== actions
+    def cell_index(self, cell: str | int) -> int:
+        if isinstance(cell, int):
+            if not 0 <= cell < self.n_cells:
+                raise UserError(f"cell index {cell} out of range 0..{self.n_cells - 1}")
+            return cell
+        if cell not in self._cell_index:
+            raise UserError(f"unknown cell {cell!r}")
+        return self._cell_index[cell]
+
+    def apply(self, actions: list[Action]) -> list[ActionResult]:
+        """Apply typed actions now; each result records the value it replaced."""
+        results = []
+        for a in actions:
+            try:
+                prev = self._apply_one(a)
+                res = ActionResult(action=a, applied=True, t_s=self.t, previous=prev)
+            except UserError as exc:
+                res = ActionResult(action=a, applied=False, t_s=self.t, reason=str(exc))
+            results.append(res)
+            self.action_log.append(res)
+        return results
+
+    def revert(self, result: ActionResult) -> ActionResult | None:
+        """Undo an applied action (restore what it replaced)."""
+        inv = result.inverse()
+        return None if inv is None else self.apply([inv])[0]
+
+    def _apply_one(self, a: Action):
+        if isinstance(a, SetCellState):
+            i = self.cell_index(a.cell)
+            prev_state = CellState(int(self.state[i]))
+            new = STATE_NAMES[a.state]
+            if new == CellState.ACTIVE and prev_state != CellState.ACTIVE:
+                self.wake_until[i] = self.t + float(self.energy.wake_time_s(self.state[i : i + 1])[0])
+                self.counters.sums["energy_j"][i] += float(
+                    self.energy.wake_energy_j(self.state[i : i + 1])[0]
+                )
+            self.state[i] = int(new)
+            self._commanded_off[i] = new != CellState.ACTIVE
+            self._state_version += 1
+            return prev_state.name.lower()
+        if isinstance(a, SetTxPower):
+            i = self.cell_index(a.cell)
+            prev = float(self.tx_power_dbm[i])
+            self.tx_power_dbm[i] = a.tx_power_dbm
+            self._ptx_key += 1
+            self._full_refresh = True
+            return prev
+        if isinstance(a, SetTilt):
+            i = self.cell_index(a.cell)
+            prev = float(self.tilt_deg[i])
+            self.tilt_deg[i] = a.downtilt_deg
+            self.radio.set_tilt(self.tilt_deg + self._eff.tilt_offset_deg)
+            self._full_refresh = True
+            return prev
+        if isinstance(a, SetCIO):
+            i, j = self.cell_index(a.source), self.cell_index(a.target)
+            prev = float(self.cio_db[i, j])
+            self.cio_db[i, j] = a.cio_db
+            self._cio_active = bool((self.cio_db != 0).any())
+            return prev
+        if isinstance(a, SetHandoverParams):
+            i = self.cell_index(a.cell)
+            prev = (float(self.hysteresis_db[i]), float(self.ttt_s[i]) * 1000.0)
+            self.hysteresis_db[i] = a.hysteresis_db
+            self.ttt_s[i] = a.time_to_trigger_ms / 1000.0
+            return prev
+        if isinstance(a, SetSliceShare):
+            i = self.cell_index(a.cell)
+            prev = {s: float(self.slice_share[i, k]) for k, s in enumerate(SLICES)}
+            for k, s in enumerate(SLICES):
+                if s in a.shares:
+                    self.slice_share[i, k] = a.shares[s]
+            self._slice_cap = self.slice_share.reshape(-1).clone()
+            return prev
+        if isinstance(a, SetTdd):
+            i = self.cell_index(a.cell)
+            prev = float(self.tdd_dl[i])
+            self.tdd_dl[i] = a.dl_fraction
+            return prev
+        raise TypeError(f"unsupported action {a!r}")
