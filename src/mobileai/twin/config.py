@@ -164,7 +164,7 @@ class TimeConfig(_Strict):
     duration_s: float = Field(3600.0, gt=0, le=30 * 86_400, description="Simulated time, s.")
     start_hour: float = Field(0.0, ge=0, lt=24, description="Local time of day at t = 0, hours.")
     radio_update_ms: float = Field(
-        200.0, ge=1, le=60_000, description="How often UEs are checked for a large-scale gain update."
+        500.0, ge=1, le=60_000, description="How often UEs are checked for a large-scale gain update."
     )
     radio_update_m: float = Field(
         5.0, gt=0, le=1000, description="A UE's candidate gains are recomputed once it moved this far."
