@@ -27,7 +27,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 
 bench: $(STAMP)
+	$(BIN)/pip install --disable-pip-version-check -q -e ".[reference,dev,bench]"
 	$(BIN)/mobileai bench radio --json
+	$(BIN)/mobileai bench twin --json
 
 calibrate: $(STAMP)
 	$(BIN)/mobileai calibrate --scenario uma --carrier-ghz 6 --drops 20 --json

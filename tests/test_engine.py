@@ -116,7 +116,7 @@ def test_actions_are_reversible_and_validated() -> None:
     tw.revert(r)
     assert float(tw.tx_power_dbm[2]) == pytest.approx(46.0)
     r = tw.apply([SetHandoverParams(cell=2, hysteresis_db=0.5, time_to_trigger_ms=40)])[0]
-    assert r.previous == pytest.approx((2.0, 160.0))
+    assert r.previous == pytest.approx((2.0, 320.0))
     bad = tw.apply([SetTxPower(cell="nope", tx_power_dbm=30.0)])[0]
     assert not bad.applied and "unknown cell" in bad.reason
     with pytest.raises(ValueError):

@@ -39,7 +39,11 @@ def cli(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env["COLUMNS"] = "200"
     return subprocess.run(
         [sys.executable, "-m", "mobileai.cli", *map(str, args)],
-        capture_output=True, text=True, timeout=600, cwd=cwd, env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        env=env,
     )
 
 
@@ -62,7 +66,10 @@ def test_simulate_writes_a_complete_run(run_a: tuple[Path, dict]) -> None:
     assert leftovers(out.parent) == []
     assert summary["out"] == str(out)
     assert (summary["scenario"], summary["seed"], summary["ues"], summary["cells"]) == (
-        "dense-urban", 7, 300, 57,
+        "dense-urban",
+        7,
+        300,
+        57,
     )
     s = summary["sinr_db"]
     assert s["p5"] < s["p50"] < s["p95"]
@@ -130,18 +137,14 @@ def test_catalog_is_queryable_after_the_run_directory_moves(
     con = duckdb.connect(str(moved / "catalog.duckdb"), read_only=True)
     try:
         assert con.execute("SELECT count(*) FROM ues").fetchone()[0] == 300
-        served = con.execute(
-            'SELECT sum("RRC.ConnMean"), count(*) FROM cells'
-        ).fetchone()
+        served = con.execute('SELECT sum("RRC.ConnMean"), count(*) FROM cells').fetchone()
         assert served == (300, 57)
         joined = con.execute(
             "SELECT count(*) FROM ues JOIN cells ON ues.serving_cell_index = cells.cell_index "
             "WHERE ues.serving_cell_id = cells.cell_id"
         ).fetchone()[0]
         assert joined == 300
-        assert con.execute("SELECT unit FROM columns WHERE column_name = 'ss_sinr_db'").fetchone() == (
-            "dB",
-        )
+        assert con.execute("SELECT unit FROM columns WHERE column_name = 'ss_sinr_db'").fetchone() == ("dB",)
     finally:
         con.close()
 
@@ -187,11 +190,15 @@ BAD_INPUTS = {
     "negative-power": ("bs: {tx_power_dbm: -5}\n", None, "bs.tx_power_dbm"),
     "carrier-outside-validity": ("radio: {scenario: rma, carrier_ghz: 35}\n", None, "carrier_ghz"),
     "nan-coordinate": (
-        FILE_LAYOUT, "cell_id,site_id,x_m,y_m,azimuth_deg\nA1,A,0,0,0\nB1,B,nan,0,120\n", "x_m"
+        FILE_LAYOUT,
+        "cell_id,site_id,x_m,y_m,azimuth_deg\nA1,A,0,0,0\nB1,B,nan,0,120\n",
+        "x_m",
     ),
     "empty-sites-file": (FILE_LAYOUT, "", "empty"),
     "sites-carrier-outside-validity": (
-        FILE_LAYOUT, "cell_id,x_m,y_m,azimuth_deg,carrier_ghz\nA1,0,0,0,250\n", "carrier_ghz"
+        FILE_LAYOUT,
+        "cell_id,x_m,y_m,azimuth_deg,carrier_ghz\nA1,0,0,0,250\n",
+        "carrier_ghz",
     ),
     "bad-yaml": ("radio: [unclosed\n", None, "YAML"),
 }

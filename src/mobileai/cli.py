@@ -15,7 +15,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from mobileai.errors import UserError
 
@@ -142,12 +149,51 @@ def simulate(
     ues: Annotated[
         int | None, typer.Option(min=1, max=10_000_000, help="Override the number of UEs.")
     ] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the dynamic twin this long (90s, 15m, 2h, 24h, 1d or plain seconds): KPIs per "
+            "cell per reporting period, events, report over the day. Without it: one static drop."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
 ) -> None:
-    """Simulate a scenario (static drop): Parquet KPIs, DuckDB catalog, run.json and an HTML report."""
-    from mobileai.simulate import run_simulation
+    """Simulate a scenario, a static drop or (--duration) a dynamic run: Parquet KPIs, DuckDB
+    catalog, run.json and an HTML report."""
+    from mobileai.simulate import format_duration, parse_duration, run_dynamic_simulation, run_simulation
 
     dev = check_device(device)
+    if duration is not None:
+        seconds = parse_duration(duration)
+        bar = progress_bar(not as_json)
+        bar.columns = (*bar.columns, TimeRemainingColumn())
+        with bar:
+            summary = run_dynamic_simulation(
+                scenario, out, duration, seed=seed, device=dev, n_ues=ues, progress=bar
+            )
+        human = None
+        if not as_json:
+            t = summary["totals"]
+            lines = [
+                f"[bold green]done[/bold green]: {summary['out']}",
+                f"  {summary['scenario']}  seed {summary['seed']}  {summary['ues']:,} UEs  "
+                f"{summary['cells']} cells  ({summary['device']})",
+                f"  simulated {format_duration(seconds)} ({summary['steps']:,} steps) "
+                f"in {summary['wall_s']:,.1f} s: "
+                f"{summary['steps_per_s']:,.1f} steps/s, {summary['speed']:,.2f} x real time",
+                f"  DL {t['dl_volume_gb']:,.2f} GB  UL {t['ul_volume_gb']:,.2f} GB  energy "
+                f"{t['energy_kwh']:,.2f} kWh  HOs {t['ho_attempts']:,}  RLFs {t['rlfs']:,}  "
+                f"faults {t['faults']}",
+            ]
+            if summary["unreported_tail_s"] > 0:
+                lines.append(
+                    f"  [yellow]note[/yellow]: the last {summary['unreported_tail_s']:g} s do not fill a "
+                    "reporting period and have no KPI row"
+                )
+            lines.append(f"  report: {Path(summary['out']) / 'report.html'}")
+            human = "\n".join(lines)
+        emit(summary, as_json, human)
+        return
     with progress_bar(not as_json) as bar:
         summary = run_simulation(scenario, out, seed=seed, device=dev, n_ues=ues, progress=bar)
     human = None
@@ -196,6 +242,56 @@ def bench_radio(
         device=dev,
     )
     emit(result, as_json, None if as_json else format_radio_bench(result))
+
+
+@bench_app.command("twin")
+def bench_twin(
+    steps: Annotated[int, typer.Option(min=1, max=100_000, help="Timed twin steps (dense-urban).")] = 300,
+    warmup: Annotated[int, typer.Option(min=0, max=100_000, help="Untimed warm-up steps.")] = 50,
+    crrm: Annotated[bool, typer.Option(help="Also time CRRM on the same layout and UEs (reference).")] = True,
+    crrm_steps: Annotated[int, typer.Option(min=1, max=100_000, help="Timed CRRM steps.")] = 100,
+    mobile_env: Annotated[
+        bool, typer.Option("--mobile-env/--no-mobile-env", help="Also time mobile-env (reference).")
+    ] = True,
+    env_copies: Annotated[
+        str, typer.Option(help="Comma-separated copies B of NetworkVectorEnv ('' to skip).")
+    ] = "1,256,1024",
+    env_seconds: Annotated[
+        float, typer.Option(min=0.1, max=3600, help="Wall seconds timed per env measurement.")
+    ] = 20.0,
+    threads: Annotated[
+        int | None, typer.Option(min=1, max=1024, help="torch threads in the workers (default: torch's).")
+    ] = None,
+    device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Time the twin's 100 ms step (dense-urban), next to CRRM, and the RL env next to mobile-env."""
+    from mobileai.bench.twin import format_twin_bench, run_twin_bench
+
+    try:
+        copies = [int(s) for s in env_copies.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--env-copies: expected comma-separated integers, got {env_copies!r}") from None
+    if any(b < 1 for b in copies):
+        raise UserError(f"--env-copies: expected positive integers, got {env_copies!r}")
+    dev = check_device(device)
+    if dev == "auto":
+        import torch
+
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    result = run_twin_bench(
+        steps,
+        warmup,
+        crrm=crrm,
+        crrm_steps=crrm_steps,
+        mobile_env=mobile_env,
+        env_copies=copies,
+        env_seconds=env_seconds,
+        threads=threads,
+        device=dev,
+        progress=None if as_json else (lambda msg: err.print(msg, highlight=False)),
+    )
+    emit(result, as_json, None if as_json else format_twin_bench(result))
 
 
 def main() -> None:

@@ -1,23 +1,32 @@
-"""``mobileai simulate``: one static drop of a scenario, written as a run directory.
+"""``mobileai simulate``: a static drop, or a dynamic run over time, written as a run directory.
 
-Stages: load and validate the scenario (with the ``--seed`` / ``--ues`` overrides validated
-again), build the cells (TR 38.901 hex grid or the user's CSV), drop the UEs, evaluate the
-radio (coupling gain, SS-RSRP, SS-SINR; :mod:`mobileai.twin.radio`), derive the KPI tables
-(:mod:`mobileai.twin.kpis`), evaluate an outdoor probe map for the report, then write the run
-directory atomically (:mod:`mobileai.data.rundir`):
+Static (no ``--duration``). Stages: load and validate the scenario (with the ``--seed`` /
+``--ues`` overrides validated again), build the cells (TR 38.901 hex grid or the user's CSV),
+drop the UEs, evaluate the radio (coupling gain, SS-RSRP, SS-SINR; :mod:`mobileai.twin.radio`),
+derive the KPI tables (:mod:`mobileai.twin.kpis`), evaluate an outdoor probe map for the report,
+then write the run directory atomically (:mod:`mobileai.data.rundir`):
 
     ues.parquet  cells.parquet  catalog.duckdb  report.html  figures/*.png  run.json
 
+Dynamic (``--duration 24h``, :func:`run_dynamic_simulation`): the digital twin
+(:class:`mobileai.twin.engine.Twin`) steps every UE and cell for the duration; its per-cell KPIs
+per reporting period (TS 28.552 names), ground-truth fault events and action log become tables
+(:mod:`mobileai.twin.timeline`) and a report over the day (:mod:`mobileai.data.timeline_report`):
+
+    kpis.parquet  events.parquet  cells.parquet  catalog.duckdb  report.html  figures/*.png  run.json
+
 Bad input raises :class:`~mobileai.errors.UserError` before anything is written; any failure
-while writing leaves nothing at ``out``.
+while writing (or an interrupted run) leaves nothing at ``out``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -32,8 +41,9 @@ from pydantic import ValidationError
 
 from mobileai.data.report import ReportData, build_report
 from mobileai.data.rundir import RunDir, check_target
+from mobileai.data.timeline_report import TimelineReportData, build_timeline_report
 from mobileai.errors import UserError, format_validation_error
-from mobileai.twin import kpis
+from mobileai.twin import kpis, timeline
 from mobileai.twin.config import Scenario, load_scenario
 from mobileai.twin.layout import build_layout
 from mobileai.twin.radio import RadioModel, RadioResult
@@ -63,9 +73,7 @@ class _Stages:
             task = self.progress.add_task(description, total=total)
         t0 = time.perf_counter()
         try:
-            yield (lambda n=1: self.progress.advance(task, n)) if task is not None else (
-                lambda n=1: None
-            )
+            yield (lambda n=1: self.progress.advance(task, n)) if task is not None else (lambda n=1: None)
         finally:
             self.timings[name] = round(time.perf_counter() - t0, 4)
             if task is not None:
@@ -246,10 +254,12 @@ def run_simulation(
             "platform": plat,
             "timings_s": timings,
             "tables": {
-                "ues": {"file": "ues.parquet", "rows": ue_tab.num_rows,
-                        "columns": ue_tab.num_columns},
-                "cells": {"file": "cells.parquet", "rows": cell_tab.num_rows,
-                          "columns": cell_tab.num_columns},
+                "ues": {"file": "ues.parquet", "rows": ue_tab.num_rows, "columns": ue_tab.num_columns},
+                "cells": {
+                    "file": "cells.parquet",
+                    "rows": cell_tab.num_rows,
+                    "columns": cell_tab.num_columns,
+                },
             },
             "summary": summary,
             "files": files,
@@ -267,6 +277,238 @@ def run_simulation(
         "sinr_db": summary["sinr_db"],
         "rsrp_dbm": summary["rsrp_dbm"],
         "coverage_share": summary["coverage_share"],
+        "timings_s": timings,
+        "files": [f["path"] for f in files] + ["run.json"],
+    }
+
+
+# ====================================================================================== dynamic
+#: Units ``--duration`` accepts (a plain number is seconds).
+DURATION_UNITS: dict[str, float] = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86_400.0}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$")
+#: Longest dynamic run (``time.duration_s`` allows 30 days).
+MAX_DURATION_S = 30 * 86_400.0
+#: Progress updates per run (each costs a little; the bar moves every ~1 %).
+PROGRESS_UPDATES = 100
+
+
+def parse_duration(text: str) -> float:
+    """``"90s"``, ``"15m"``, ``"2h"``, ``"24h"``, ``"1d"``, ``"500ms"`` or plain seconds -> seconds.
+
+    Raises :class:`UserError` naming ``--duration`` for anything else (negative, zero, NaN,
+    unknown unit).
+    """
+    m = _DURATION_RE.match(str(text).lower())
+    if m is None or m.group(2) not in ("", *DURATION_UNITS):
+        raise UserError(
+            f"--duration {text!r}: expected a positive number with an optional unit "
+            f"({', '.join(DURATION_UNITS)}), e.g. 90s, 15m, 2h, 24h, 1d, or plain seconds"
+        )
+    seconds = float(m.group(1)) * DURATION_UNITS.get(m.group(2) or "s", 1.0)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UserError(f"--duration {text!r}: must be greater than zero")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``86400`` -> ``"24 h"``, ``180`` -> ``"3 min"``, ``90`` -> ``"90 s"``."""
+    for unit, size in (("h", 3600.0), ("min", 60.0)):
+        if seconds >= size and abs(seconds / size - round(seconds / size)) < 1e-9:
+            return f"{round(seconds / size)} {unit}"
+    return f"{seconds:g} s"
+
+
+def check_duration(seconds: float, sc: Scenario, text: str | None = None) -> int:
+    """The number of steps of a ``seconds`` run of ``sc``; raises :class:`UserError` unless it
+    is a whole number of ``time.step_ms`` steps, at least one ``time.report_period_s`` and at
+    most 30 days."""
+    shown = repr(text if text is not None else f"{seconds:g}s")
+    step_ms, period = sc.time.step_ms, sc.time.report_period_s
+    if seconds < period - 1e-9:
+        raise UserError(
+            f"--duration {shown}: shorter than one KPI reporting period "
+            f"(time.report_period_s = {period:g} s); give at least {format_duration(period).replace(' ', '')}"
+        )
+    if seconds > MAX_DURATION_S:
+        raise UserError(f"--duration {shown}: at most 30 days ({MAX_DURATION_S:,.0f} s)")
+    steps = seconds * 1000.0 / step_ms
+    if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
+        raise UserError(f"--duration {shown}: not a whole number of {step_ms:g} ms steps (time.step_ms)")
+    return round(steps)
+
+
+def _clock(seconds: float) -> str:
+    s = round(seconds)
+    d, s = divmod(s, 86_400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return (f"{d}d " if d else "") + f"{h:02d}:{m:02d}:{s:02d}"
+
+
+def run_dynamic_simulation(
+    scenario_ref: str,
+    out: Path,
+    duration: float | str,
+    seed: int | None = None,
+    device: str = "cpu",
+    n_ues: int | None = None,
+    progress=None,
+) -> dict:
+    """Run the digital twin of a scenario for ``duration`` (seconds, or text like ``"24h"``)
+    and write the run directory ``out``; returns the summary (what ``--json`` prints).
+
+    ``progress`` is an optional :class:`rich.progress.Progress`; the step bar moves every ~1 %.
+    Raises :class:`~mobileai.errors.UserError` for bad input before anything runs or is written.
+    """
+    from mobileai.twin.engine import Twin
+
+    out = Path(out)
+    t_start = time.perf_counter()
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    check_target(out)
+    text = duration if isinstance(duration, str) else None
+    seconds = parse_duration(duration) if isinstance(duration, str) else float(duration)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UserError(f"--duration {duration!r}: must be greater than zero")
+    st = _Stages(progress)
+
+    with st.stage("load_scenario", "load scenario"):
+        sc = apply_overrides(load_scenario(scenario_ref), seed, n_ues, str(scenario_ref))
+        steps = check_duration(seconds, sc, text)
+        sc = sc.with_updates(time={"duration_s": seconds})  # random faults are drawn over the run
+    with st.stage("build_twin", "build the twin: cells, UEs, radio"):
+        tw = Twin(sc, device=device)
+
+    label = format_duration(seconds)
+    every = max(1, steps // PROGRESS_UPDATES)
+    task = None if progress is None else progress.add_task(f"simulate {label}", total=steps)
+    dt_s = tw.dt
+
+    def on_step(i: int) -> None:
+        done = i + 1
+        if done % every == 0 or done == steps:
+            progress.update(task, completed=done, description=f"simulate {_clock(done * dt_s)} / {label}")
+
+    t0 = time.perf_counter()
+    tw.run(seconds, on_step=on_step if task is not None else None)
+    sim_wall = time.perf_counter() - t0
+    st.timings["simulate"] = round(sim_wall, 4)
+    if task is not None:
+        progress.update(task, completed=steps)
+
+    with st.stage("tables", "KPI and event tables"):
+        tl = timeline.Timeline.from_twin(tw)
+        kpi_tab = timeline.kpi_table(tl)
+        events_tab = timeline.events_table(tw, end_s=seconds)
+        cells_tab = timeline.cell_config_table(tw)
+        n_faults = sum(1 for c in events_tab.column("category").to_pylist() if c == "fault")
+        totals = timeline.totals(tl, n_faults, len(tw.action_log))
+
+    scenario_dict = sc.model_dump(mode="json")
+    vers = versions()
+    plat = platform_info(tw.device)
+    command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""
+    speed = seconds / sim_wall if sim_wall > 0 else None
+    steps_per_s = steps / sim_wall if sim_wall > 0 else None
+    reported = float(tl.end_s[-1]) if tl.n_periods else 0.0
+    run_facts = {
+        "duration_s": seconds,
+        "steps": steps,
+        "step_ms": sc.time.step_ms,
+        "report_period_s": sc.time.report_period_s,
+        "periods": tl.n_periods,
+        "unreported_tail_s": round(seconds - reported, 6),
+        "start": timeline.ANCHOR.isoformat(),
+        "start_hour": sc.time.start_hour,
+        "cells": tw.n_cells,
+        "ues": tw.n_ues,
+        "wall_s": round(sim_wall, 4),
+        "steps_per_s": None if steps_per_s is None else round(steps_per_s, 3),
+        "speed": None if speed is None else round(speed, 3),
+    }
+    tables = {"kpis": kpi_tab, "events": events_tab, "cells": cells_tab}
+    with RunDir(out) as rd:
+        with st.stage("write_tables", "write Parquet"):
+            for name, table in tables.items():
+                rd.write_parquet(name, table)
+        with st.stage("catalog", "DuckDB catalog"):
+            rd.write_catalog(
+                "catalog.duckdb", timeline.catalog_tables(tables), timeline.column_dictionary(tables)
+            )
+        with st.stage("report", "HTML report"):
+            facts = {
+                "scenario": sc.name,
+                "seed": sc.seed,
+                "simulated": f"{label} from {_clock(sc.time.start_hour * 3600.0)} "
+                f"({steps:,} steps of {sc.time.step_ms:g} ms)",
+                "KPI period": f"{format_duration(sc.time.report_period_s)} ({tl.n_periods} periods)",
+                "UEs / cells": f"{tw.n_ues:,} / {tw.n_cells:,}",
+                "device": str(tw.device),
+                "wall time": f"{sim_wall:,.1f} s ({steps_per_s or 0:,.1f} steps/s, "
+                f"{speed or 0:,.2f} x real time)",
+                "created (UTC)": created,
+                "mobileai": vers.get("mobileai", "?"),
+                "command": command,
+            }
+            data = TimelineReportData(
+                title=sc.name,
+                description=sc.description,
+                scenario=scenario_dict,
+                timeline=tl,
+                events=events_tab,
+                totals=totals,
+                facts=facts,
+                versions=vers,
+                platform=plat,
+                timings_s=dict(st.timings),
+                files=["kpis.parquet", "events.parquet", "cells.parquet", "catalog.duckdb"],
+            )
+            html_text, figures = build_timeline_report(data)
+            for name, png in figures.items():
+                rd.write_bytes(f"figures/{name}", png)
+            rd.write_text("report.html", html_text)
+        timings = {**st.timings, "total": round(time.perf_counter() - t_start, 4)}
+        files = rd.files()
+        manifest = {
+            "format": RUN_FORMAT,
+            "mode": "dynamic",
+            "created_utc": created,
+            "command": command,
+            "scenario_ref": str(scenario_ref),
+            "inputs": _inputs(str(scenario_ref), sc),
+            "scenario": scenario_dict,
+            "seed": sc.seed,
+            "overrides": {"seed": seed, "ues": n_ues, "duration_s": seconds},
+            "device": {"requested": device, "used": str(tw.device)},
+            "run": run_facts,
+            "versions": vers,
+            "platform": plat,
+            "timings_s": timings,
+            "tables": {
+                name: {"file": f"{name}.parquet", "rows": t.num_rows, "columns": t.num_columns}
+                for name, t in tables.items()
+            },
+            "totals": totals,
+            "files": files,
+        }
+        rd.write_json("run.json", manifest)
+        final = rd.commit()
+
+    return {
+        "out": str(final),
+        "scenario": sc.name,
+        "seed": sc.seed,
+        "device": str(tw.device),
+        "duration_s": seconds,
+        "steps": steps,
+        "periods": tl.n_periods,
+        "unreported_tail_s": run_facts["unreported_tail_s"],
+        "ues": tw.n_ues,
+        "cells": tw.n_cells,
+        "wall_s": run_facts["wall_s"],
+        "steps_per_s": run_facts["steps_per_s"],
+        "speed": run_facts["speed"],
+        "totals": totals,
         "timings_s": timings,
         "files": [f["path"] for f in files] + ["run.json"],
     }

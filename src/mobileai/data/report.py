@@ -58,8 +58,13 @@ def _mpl():
     import matplotlib.pyplot as plt
 
     plt.rcParams.update(
-        {"font.size": 10, "axes.titlesize": 11, "axes.grid": False, "figure.dpi": 110,
-         "savefig.bbox": "tight"}
+        {
+            "font.size": 10,
+            "axes.titlesize": 11,
+            "axes.grid": False,
+            "figure.dpi": 110,
+            "savefig.bbox": "tight",
+        }
     )
     return plt
 
@@ -86,10 +91,25 @@ def _draw_sites(ax, cells: Cells, hexagons: bool = True) -> None:
     sectored = cells.n > cells.n_sites
     if sectored:
         for x, y, b in zip(cx, cy, bore, strict=True):
-            ax.plot([x, x + length * np.cos(b)], [y, y + length * np.sin(b)], color="black",
-                    lw=1.3, zorder=4, solid_capstyle="round")
-    ax.scatter(sx, sy, marker="^", s=36, c="white", edgecolors="black", linewidths=1.0, zorder=5,
-               label="site" + (" (lines: sector boresights)" if sectored else ""))
+            ax.plot(
+                [x, x + length * np.cos(b)],
+                [y, y + length * np.sin(b)],
+                color="black",
+                lw=1.3,
+                zorder=4,
+                solid_capstyle="round",
+            )
+    ax.scatter(
+        sx,
+        sy,
+        marker="^",
+        s=36,
+        c="white",
+        edgecolors="black",
+        linewidths=1.0,
+        zorder=5,
+        label="site" + (" (lines: sector boresights)" if sectored else ""),
+    )
 
 
 def _map_axes(ax, cells: Cells) -> None:
@@ -109,8 +129,18 @@ def plot_ue_sinr_map(d: ReportData) -> bytes:
     fig, ax = plt.subplots(figsize=(8.0, 7.0))
     size = float(np.clip(20000.0 / max(len(x), 1), 2.0, 10.0))
     order = np.argsort(-sinr)  # draw the worst UEs last (on top)
-    sc = ax.scatter(x[order], y[order], c=sinr[order], s=size, cmap="turbo", vmin=SINR_RANGE_DB[0],
-                    vmax=SINR_RANGE_DB[1], linewidths=0, rasterized=True, zorder=3)
+    sc = ax.scatter(
+        x[order],
+        y[order],
+        c=sinr[order],
+        s=size,
+        cmap="turbo",
+        vmin=SINR_RANGE_DB[0],
+        vmax=SINR_RANGE_DB[1],
+        linewidths=0,
+        rasterized=True,
+        zorder=3,
+    )
     _draw_sites(ax, d.cells)
     _map_axes(ax, d.cells)
     cb = fig.colorbar(sc, ax=ax, shrink=0.85, extend="both")
@@ -144,16 +174,40 @@ def plot_probe_map(d: ReportData) -> bytes | None:
     ext = (p.x[0], p.x[-1], p.y[0], p.y[-1])
     best = np.ma.masked_less(p.best_server, 0)
     n = d.cells.n
-    axes[0].imshow(best, origin="lower", extent=ext, cmap=_server_colours(n), vmin=-0.5,
-                   vmax=n - 0.5, interpolation="nearest", zorder=1)
+    axes[0].imshow(
+        best,
+        origin="lower",
+        extent=ext,
+        cmap=_server_colours(n),
+        vmin=-0.5,
+        vmax=n - 0.5,
+        interpolation="nearest",
+        zorder=1,
+    )
     sinr = np.ma.masked_invalid(p.sinr_db)
-    im = axes[1].imshow(sinr, origin="lower", extent=ext, cmap="turbo", vmin=SINR_RANGE_DB[0],
-                        vmax=SINR_RANGE_DB[1], interpolation="nearest", zorder=1)
+    im = axes[1].imshow(
+        sinr,
+        origin="lower",
+        extent=ext,
+        cmap="turbo",
+        vmin=SINR_RANGE_DB[0],
+        vmax=SINR_RANGE_DB[1],
+        interpolation="nearest",
+        zorder=1,
+    )
     holes = float(np.mean(p.sinr_db[np.isfinite(p.sinr_db)] < COVERAGE_SINR_DB))
     for ax in axes:
         if np.isfinite(p.sinr_db).any() and np.nanmin(p.sinr_db) < COVERAGE_SINR_DB:
-            ax.contour(p.x, p.y, np.nan_to_num(p.sinr_db, nan=99.0), levels=[COVERAGE_SINR_DB],
-                       colors="black", linewidths=1.0, linestyles="--", zorder=3)
+            ax.contour(
+                p.x,
+                p.y,
+                np.nan_to_num(p.sinr_db, nan=99.0),
+                levels=[COVERAGE_SINR_DB],
+                colors="black",
+                linewidths=1.0,
+                linestyles="--",
+                zorder=3,
+            )
         _draw_sites(ax, d.cells, hexagons=False)
         _map_axes(ax, d.cells)
     axes[0].set_title("Best server (colour = serving cell)")
@@ -185,8 +239,9 @@ def plot_cdfs(d: ReportData) -> bytes:
     cg = d.ue.column("coupling_gain_db").to_numpy()
     _cdf(axes[0], sinr, "SS-SINR (interference + noise)", lw=2)
     _cdf(axes[0], geo, "geometry (interference only)", lw=1.5, ls="--")
-    axes[0].axvline(COVERAGE_SINR_DB, color="red", lw=1, ls=":",
-                    label=f"coverage threshold {COVERAGE_SINR_DB:g} dB")
+    axes[0].axvline(
+        COVERAGE_SINR_DB, color="red", lw=1, ls=":", label=f"coverage threshold {COVERAGE_SINR_DB:g} dB"
+    )
     axes[0].set_xlabel("dB")
     axes[0].set_title("SS-SINR")
     _cdf(axes[1], rsrp, "SS-RSRP (serving cell)", lw=2, color="tab:green")
@@ -203,9 +258,16 @@ def plot_cdfs(d: ReportData) -> bytes:
             ax.axhline(p / 100, color="0.6", lw=0.6)
         if v.size:
             q = np.percentile(v, (5, 50, 95))
-            ax.text(0.98, 0.04, "p5 {:.1f}\np50 {:.1f}\np95 {:.1f}".format(*q), ha="right",
-                    va="bottom", transform=ax.transAxes, fontsize=9,
-                    bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.7"})
+            ax.text(
+                0.98,
+                0.04,
+                "p5 {:.1f}\np50 {:.1f}\np95 {:.1f}".format(*q),
+                ha="right",
+                va="bottom",
+                transform=ax.transAxes,
+                fontsize=9,
+                bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.7"},
+            )
         ax.legend(loc="upper left", fontsize=8)
     fig.suptitle(f"{d.title}: distributions over {len(sinr):,} UEs", fontsize=11)
     fig.tight_layout()
@@ -229,14 +291,16 @@ def plot_cells(d: ReportData) -> bytes:
     ax.set_xticklabels(ids[::step], rotation=90, fontsize=7)
     ax.set_xlim(-0.8, n - 0.2)
     ax2 = ax.twinx()
-    ax2.plot(idx, cov, "o", color="tab:red", ms=3.5,
-             label=f"coverage ratio (SS-SINR >= {COVERAGE_SINR_DB:g} dB)")
+    ax2.plot(
+        idx, cov, "o", color="tab:red", ms=3.5, label=f"coverage ratio (SS-SINR >= {COVERAGE_SINR_DB:g} dB)"
+    )
     ax2.set_ylim(0, 1.05)
     ax2.set_ylabel("coverage ratio", color="tab:red")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
-              fontsize=8, frameon=False)
+    ax.legend(
+        h1 + h2, l1 + l2, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False
+    )
     ax.set_title("Load and coverage per cell", pad=22)
     fig.tight_layout()
     return _png(fig)
@@ -277,9 +341,7 @@ def _table(header: list[str], rows: Iterable[list[object]], left: int = 1) -> st
     h = "".join(f'<th class="{"l" if i < left else ""}">{_e(c)}</th>' for i, c in enumerate(header))
     body = []
     for row in rows:
-        tds = "".join(
-            f'<td class="{"l" if i < left else ""}">{_e(c)}</td>' for i, c in enumerate(row)
-        )
+        tds = "".join(f'<td class="{"l" if i < left else ""}">{_e(c)}</td>' for i, c in enumerate(row))
         body.append(f"<tr>{tds}</tr>")
     return f"<table><thead><tr>{h}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -314,8 +376,10 @@ def _summary_table(s: dict) -> str:
     upc = s["ues_per_cell"]
     rows2 = [
         ["UEs / cells", f"{s['ues']:,} / {s['cells']:,}"],
-        [f"Coverage: UEs with SS-SINR >= {s['coverage_sinr_threshold_db']:g} dB",
-         f"{s['coverage_share']:.1%}"],
+        [
+            f"Coverage: UEs with SS-SINR >= {s['coverage_sinr_threshold_db']:g} dB",
+            f"{s['coverage_share']:.1%}",
+        ],
         ["UEs per cell (min / mean / max)", f"{upc['min']} / {upc['mean']:.1f} / {upc['max']}"],
         ["Cells serving no UE", str(upc["cells_without_ues"])],
         ["Mean wideband CQI (TS 38.214 Table 5.2.2.1-2)", f"{s['cqi_mean']:.2f}"],
@@ -327,17 +391,24 @@ def _summary_table(s: dict) -> str:
 
 def _cell_rows(cell: pa.Table) -> str:
     cols = [
-        ("cell_id", "cell", 0), ("azimuth_deg", "azimuth °", 0), ("downtilt_deg", "tilt °", 1),
-        ("tx_power_dbm", "P_tx dBm", 1), ("RRC.ConnMean", "UEs", 0),
-        ("mobileai.SinrDl.P5", "SINR p5", 1), ("mobileai.SinrDl.P50", "SINR p50", 1),
-        ("mobileai.SinrDl.P95", "SINR p95", 1), ("mobileai.SsRsrp.P50", "RSRP p50", 1),
-        ("mobileai.CoverageRatio", "coverage", 3), ("mobileai.CqiMean", "CQI mean", 2),
+        ("cell_id", "cell", 0),
+        ("azimuth_deg", "azimuth °", 0),
+        ("downtilt_deg", "tilt °", 1),
+        ("tx_power_dbm", "P_tx dBm", 1),
+        ("RRC.ConnMean", "UEs", 0),
+        ("mobileai.SinrDl.P5", "SINR p5", 1),
+        ("mobileai.SinrDl.P50", "SINR p50", 1),
+        ("mobileai.SinrDl.P95", "SINR p95", 1),
+        ("mobileai.SsRsrp.P50", "RSRP p50", 1),
+        ("mobileai.CoverageRatio", "coverage", 3),
+        ("mobileai.CqiMean", "CQI mean", 2),
     ]
     data = {c: cell.column(c).to_pylist() for c, _, _ in cols}
     rows = []
     for i in range(cell.num_rows):
-        rows.append([_fmt(data[c][i], dg) if isinstance(data[c][i], float) else _fmt(data[c][i])
-                     for c, _, dg in cols])
+        rows.append(
+            [_fmt(data[c][i], dg) if isinstance(data[c][i], float) else _fmt(data[c][i]) for c, _, dg in cols]
+        )
     return _table([h for _, h, _ in cols], rows)
 
 
@@ -388,8 +459,7 @@ def build_report(d: ReportData) -> tuple[str, dict[str, bytes]]:
     parts.append(_table(["parameter", "value"], ([k, _fmt(v)] for k, v in _flatten(d.scenario))))
     parts.append("<h2>Reproduce</h2>")
     if d.timings_s:
-        parts.append(_table(["stage", "seconds"],
-                            ([k, f"{v:.3f}"] for k, v in d.timings_s.items())))
+        parts.append(_table(["stage", "seconds"], ([k, f"{v:.3f}"] for k, v in d.timings_s.items())))
     parts.append(_table(["package", "version"], ([k, v] for k, v in d.versions.items())))
     parts.append(_table(["platform", ""], ([k, v] for k, v in d.platform.items())))
     if d.files:

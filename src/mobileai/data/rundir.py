@@ -181,6 +181,11 @@ class RunDir:
         out = []
         for p in sorted(self.tmp.rglob("*")):
             if p.is_file():
-                out.append({"path": p.relative_to(self.tmp).as_posix(), "bytes": p.stat().st_size,
-                            "sha256": sha256(p)})
+                out.append(
+                    {
+                        "path": p.relative_to(self.tmp).as_posix(),
+                        "bytes": p.stat().st_size,
+                        "sha256": sha256(p),
+                    }
+                )
         return out

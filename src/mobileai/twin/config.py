@@ -275,9 +275,12 @@ class RanConfig(_Strict):
     l3_filter_k: int = Field(
         4, ge=0, le=19, description="L3 filterCoefficient k: a = 1/2^(k/4) (TS 38.331 5.5.3.2)."
     )
+    measurement_period_ms: float = Field(
+        200.0, ge=1, le=10_000, description="RSRP measurement (and L3 filter update) period, ms."
+    )
     a3_offset_db: float = Field(0.0, ge=-15, le=15, description="A3 offset Off, dB.")
     hysteresis_db: float = Field(2.0, ge=0, le=15, description="A3 hysteresis Hys, dB.")
-    time_to_trigger_ms: float = Field(160.0, ge=0, le=5120, description="A3 time-to-trigger, ms.")
+    time_to_trigger_ms: float = Field(320.0, ge=0, le=5120, description="A3 time-to-trigger, ms.")
     ho_interruption_ms: float = Field(
         50.0, ge=0, le=1000, description="User-plane interruption per handover, ms."
     )

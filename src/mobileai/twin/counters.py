@@ -16,7 +16,8 @@ SINR_BIN_LO, SINR_BIN_DB, SINR_BINS = -10.0, 2.0, 25
 KPI_DEFINITIONS: dict[str, tuple[str, str, str]] = {
     "DRB.UEThpDl": (
         "kbit/s",
-        "mean per-UE DL throughput over UEs with data (volume / active time)",
+        "mean per-UE DL throughput: volume / scheduled time with data buffered; the step that "
+        "empties the buffer is excluded",
         "TS 28.552 5.1.1.3.1",
     ),
     "DRB.UEThpDl.P5": (

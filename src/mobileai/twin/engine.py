@@ -106,14 +106,15 @@ class Twin:
 
         f32 = {"device": dev, "dtype": torch.float32}
         ran = sc.ran
-        self.k = min(ran.candidates, c.n)
+        self.k = min(ran.candidates, self.cells_per_copy)
         self.dt = sc.time.step_ms / 1000.0
         # mutable cell configuration (the action surface)
         self.tx_power_dbm = c.tx_power_dbm.to(**f32).clone()
         self.tilt_deg = c.downtilt_deg.to(**f32).clone()
         self.state = torch.zeros(c.n, dtype=torch.long, device=dev)
         self.wake_until = torch.zeros(c.n, **f32)
-        self.cio_db = torch.zeros(c.n, c.n, **f32)
+        # CIO per (serving, neighbour) pair, one C x C block per copy
+        self.cio_db = torch.zeros(copies, self.cells_per_copy, self.cells_per_copy, **f32)
         self.hysteresis_db = torch.full((c.n,), ran.hysteresis_db, **f32)
         self.ttt_s = torch.full((c.n,), ran.time_to_trigger_ms / 1000.0, **f32)
         self.slice_share = torch.ones(c.n, len(SLICES), **f32)
@@ -142,6 +143,7 @@ class Twin:
         self.l3 = torch.full((u, k), NEG, **f32)
         self.a3_timer = torch.zeros(u, k, **f32)
         self.t310 = torch.full((u,), -1.0, **f32)  # < 0: not running
+        self.oos = torch.zeros(u, dtype=torch.bool, device=dev)  # out of service after RLF / HO failure
         self.out_until = torch.zeros(u, **f32)  # no service before this time (RLF / HO)
         self.prev_cell = torch.full((u,), -1, dtype=torch.long, device=dev)
         self.last_ho_t = torch.full((u,), -1e9, **f32)
@@ -172,6 +174,7 @@ class Twin:
         self._rows = torch.arange(u, device=dev)
         self._single_carrier = bool((self.carrier == self.carrier[0]).all())
         self._l3_a = 1.0 / 2 ** (ran.l3_filter_k / 4.0)
+        self._meas_every = max(1, round(ran.measurement_period_ms / sc.time.step_ms))
         self._qout_lin = 10 ** (ran.qout_sinr_db / 10)
         self._qin_lin = 10 ** (ran.qin_sinr_db / 10)
         self._t310_s = ran.t310_ms / 1000.0
@@ -206,32 +209,31 @@ class Twin:
 
     def _refresh_candidates(self, initial: bool = False, idx: torch.Tensor | None = None) -> None:
         """Re-rank all cells for UEs ``idx`` (default all): a UE's neighbour measurements.
-        The serving cell stays listed; filtered values carry over for cells that stay."""
+        The serving cell stays listed; filtered values carry over for cells that stay. With
+        copies, each UE ranks only its own copy's cells, all copies in one call."""
         rows = torch.arange(self.n_ues, device=self.device) if idx is None else idx
         if rows.numel() == 0:
             return
-        if self.copies > 1:
-            # each copy's UEs rank only their own copy's cells
-            for b in range(self.copies):
-                part = rows[self._copy_of_ue[rows] == b]
-                if part.numel():
-                    self._refresh_rows(part, initial, b)
-            return
-        self._refresh_rows(rows, initial, 0, all_rows=idx is None)
-
-    def _refresh_rows(self, rows: torch.Tensor, initial: bool, copy: int, all_rows: bool = False) -> None:
         avail = self._available()
-        c0, c1 = copy * self.cells_per_copy, (copy + 1) * self.cells_per_copy
-        block = None if self.copies == 1 else torch.arange(c0, c1, device=self.device)
-        cg_all = self.radio.links(self._ues_now(None if all_rows else rows), cells=block)["coupling_gain_db"]
-        ptx = (self.tx_power_dbm + self._eff.tx_offset_db)[c0:c1]
-        rsrp = (ptx - self.rs_offset_db[c0:c1])[None, :] + cg_all
-        rsrp = torch.where(avail[c0:c1][None, :], rsrp, torch.full_like(rsrp, NEG))
-        top_local = torch.topk(rsrp, self.k, dim=1).indices
-        if initial:
-            self.serving[rows] = top_local[:, 0] + c0
+        n_c = self.cells_per_copy
+        ues = self._ues_now(None if idx is None else rows)
+        if self.copies == 1:
+            c0 = torch.zeros_like(rows)
+            cg_all = self.radio.links(ues)["coupling_gain_db"]
+            own = torch.arange(n_c, device=self.device)[None, :]
         else:
-            srv = self.serving[rows] - c0
+            c0 = self._copy_of_ue[rows] * n_c
+            own = c0[:, None] + torch.arange(n_c, device=self.device)[None, :]
+            cg_all = self.radio.links(ues, cells=own)["coupling_gain_db"]
+        ptx = self.tx_power_dbm + self._eff.tx_offset_db
+        rsrp = (ptx - self.rs_offset_db)[own] + cg_all
+        rsrp = torch.where(avail[own], rsrp, torch.full_like(rsrp, NEG))
+        top_local = torch.topk(rsrp, self.k, dim=1).indices
+        c0 = c0[:, None] if self.copies > 1 else 0
+        if initial:
+            self.serving[rows] = (top_local + c0)[:, 0]
+        else:
+            srv = self.serving[rows] - (c0[:, 0] if self.copies > 1 else 0)
             listed = (top_local == srv[:, None]).any(1)
             top_local[:, -1] = torch.where(listed, top_local[:, -1], srv)
         cg_top = torch.gather(cg_all, 1, top_local)
@@ -349,6 +351,8 @@ class Twin:
             self._offload_unavailable(avail)
         cand_ok, rsrp = self._cand_ok, self._rsrp
         rows = self._rows
+        if bool(self.oos.any()):
+            self._reestablish(t)
         srv_slot = self._srv_slot
         # 3. L3 filtering of RSRP, a = 1/2^(k/4) (TS 38.331 5.5.3.2); one measurement per step
         self.l3 = torch.where(
@@ -363,7 +367,7 @@ class Twin:
         srv_sinr = 10 * torch.log10(srv_rx / (i_data + noise) + 1e-30)
         ctrl_lin = srv_rx / (self._rx_sum - srv_rx + noise)
         self.sinr_db = srv_sinr
-        in_service = self.out_until <= t
+        in_service = (self.out_until <= t) & ~self.oos
         # 4. radio link monitoring: T310 runs while below Qout, stops above Qin
         below = (ctrl_lin < self._qout_lin) | ~srv_ok
         above = (ctrl_lin > self._qin_lin) & srv_ok
@@ -377,7 +381,9 @@ class Twin:
         srv_l3 = self.l3[rows, srv_slot]
         margin = self.l3 - (srv_l3 + self.hysteresis_db[self.serving] + ran.a3_offset_db)[:, None]
         if self._cio_active:
-            margin = margin + self.cio_db[self.serving[:, None], self.cand]
+            n_c = self.cells_per_copy
+            copy = self._copy_of_ue[:, None]
+            margin = margin + self.cio_db[copy, self.serving[:, None] % n_c, self.cand % n_c]
         entering = (margin > 0) & cand_ok
         entering[rows, srv_slot] = False
         self.a3_timer = torch.where(entering, self.a3_timer + dt, torch.zeros_like(self.a3_timer))
@@ -389,7 +395,7 @@ class Twin:
             srv_slot = self._srv_slot
         # 6. traffic and scheduling
         srv = self.serving
-        connected = (self.out_until <= t) & avail[srv]
+        connected = (self.out_until <= t) & ~self.oos & avail[srv]
         hour = (sc.time.start_hour + t / 3600.0) % 24.0
         act = diurnal_factor(self.cell_type[srv], hour) * (sc.traffic.load_scale * eff.surge[srv])
         admit = connected & (self.dl_util[srv] < ran.admission_prb_limit)
@@ -430,7 +436,13 @@ class Twin:
         cnt.add_cells("sleep_s", (self.state != CellState.ACTIVE).float() * dt)
         cnt.add_cells("prb_dl", self.dl_util)
         cnt.add_cells("prb_ul", self.ul_util)
-        cnt.add_ue_totals(served_dl, served_ul, active_dl, active_ul, dt)
+        # per-UE throughput as in TS 28.552 5.1.1.3: the step that empties the buffer is left out
+        # (its volume and its time), so small bursts do not read as low throughput
+        keep_dl = (self.traffic.dl_buffer_bits > 0) & ok
+        keep_ul = (self.traffic.ul_buffer_bits > 0) & ok
+        cnt.add_ue_totals(
+            served_dl * keep_dl, served_ul * keep_ul, active_dl & keep_dl, active_ul & keep_ul, dt
+        )
         cnt.steps += 1
         cnt.seconds += dt
         self.steps += 1
@@ -497,10 +509,8 @@ class Twin:
         )
         # RLF and HO failure: out of service, re-establish on the strongest available cell
         if bool(lost.any()):
-            best = self.cand[rows, self.l3.argmax(1)]
             self.traffic.drop(lost)
-            self.serving = torch.where(lost, best, self.serving)
-            self.counters.add_ue_columns(torch.where(lost, best, none), {"reestab": lost.float()})
+            self.oos |= lost
             self.out_until = torch.where(
                 lost, torch.full_like(self.out_until, t + ran.reestablishment_ms / 1e3), self.out_until
             )
@@ -510,6 +520,32 @@ class Twin:
         self._srv_slot = (self.cand == self.serving[:, None]).to(torch.uint8).argmax(1)
         if not self._single_carrier:
             self._rx_key = None  # co-channel set follows the serving carrier
+
+    def _reestablish(self, t: float) -> None:
+        """Out-of-service UEs retry RRC re-establishment (TS 38.331 5.3.7) every
+        ``ran.reestablishment_ms`` on their strongest candidate; it succeeds when that cell's
+        control SINR is above Qin, otherwise the UE stays out of coverage (one RLF, not a loop)."""
+        due = self.oos & (self.out_until <= t)
+        if not bool(due.any()):
+            return
+        rows = self._rows
+        score = torch.where(self._cand_ok, self.l3, torch.full_like(self.l3, 2 * NEG))
+        slot = score.argmax(1)
+        rx = self._rx_mw[rows, slot]
+        ctrl = rx / (self._rx_sum - rx + self._noise_mw[rows, slot])
+        ok = due & (ctrl > self._qin_lin) & self._cand_ok[rows, slot]
+        best = self.cand[rows, slot]
+        self.serving = torch.where(ok, best, self.serving)
+        self.oos &= ~ok
+        retry = due & ~ok
+        self.out_until = torch.where(
+            retry, torch.full_like(self.out_until, t + self.sc.ran.reestablishment_ms / 1e3), self.out_until
+        )
+        self.counters.add_ue_columns(
+            torch.where(ok, best, torch.full_like(best, self.n_cells)), {"reestab": ok.float()}
+        )
+        self.a3_timer = torch.where(ok[:, None], torch.zeros_like(self.a3_timer), self.a3_timer)
+        self._srv_slot = (self.cand == self.serving[:, None]).to(torch.uint8).argmax(1)
 
     def _schedule(
         self,
@@ -627,10 +663,8 @@ class Twin:
             prev_state = CellState(int(self.state[i]))
             new = STATE_NAMES[a.state]
             if new == CellState.ACTIVE and prev_state != CellState.ACTIVE:
-                self.wake_until[i] = self.t + float(self.energy.wake_time_s(self.state[i : i + 1])[0])
-                self.counters.sums["energy_j"][i] += float(
-                    self.energy.wake_energy_j(self.state[i : i + 1])[0]
-                )
+                self.wake_until[i] = self.t + float(self.energy.wake_time_s(self.state)[i])
+                self.counters.sums["energy_j"][i] += float(self.energy.wake_energy_j(self.state)[i])
             self.state[i] = int(new)
             self._commanded_off[i] = new != CellState.ACTIVE
             self._state_version += 1
@@ -651,8 +685,11 @@ class Twin:
             return prev
         if isinstance(a, SetCIO):
             i, j = self.cell_index(a.source), self.cell_index(a.target)
-            prev = float(self.cio_db[i, j])
-            self.cio_db[i, j] = a.cio_db
+            n_c = self.cells_per_copy
+            if i // n_c != j // n_c:
+                raise UserError(f"cio: {a.source!r} and {a.target!r} belong to different network copies")
+            prev = float(self.cio_db[i // n_c, i % n_c, j % n_c])
+            self.cio_db[i // n_c, i % n_c, j % n_c] = a.cio_db
             self._cio_active = bool((self.cio_db != 0).any())
             return prev
         if isinstance(a, SetHandoverParams):

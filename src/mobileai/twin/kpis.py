@@ -83,7 +83,8 @@ UE_COLUMNS: dict[str, ColumnDoc] = {
         "TS 38.215 5.1.5",
     ),
     "geometry_db": ColumnDoc(
-        "dB", "Serving power / co-channel interference (no noise): the RAN1 'geometry'.",
+        "dB",
+        "Serving power / co-channel interference (no noise): the RAN1 'geometry'.",
         "TR 38.901 7.8.1",
     ),
     "coupling_gain_db": ColumnDoc(
@@ -92,7 +93,8 @@ UE_COLUMNS: dict[str, ColumnDoc] = {
         "TR 38.901 7.8.1",
     ),
     "pathloss_db": ColumnDoc(
-        "dB", "Serving link: basic path loss + shadow fading + O2I penetration loss.",
+        "dB",
+        "Serving link: basic path loss + shadow fading + O2I penetration loss.",
         "TR 38.901 7.4.1, 7.4.3",
     ),
     "antenna_gain_db": ColumnDoc(
@@ -114,7 +116,8 @@ UE_COLUMNS: dict[str, ColumnDoc] = {
         "TS 38.214 Table 5.2.2.1-2",
     ),
     "candidate_cell_ids": ColumnDoc(
-        "-", "The K strongest cells by SS-RSRP, strongest first (K = 8 or fewer cells).",
+        "-",
+        "The K strongest cells by SS-RSRP, strongest first (K = 8 or fewer cells).",
         "TS 38.331 5.5.5 (measurement report)",
     ),
     "candidate_ss_rsrp_dbm": ColumnDoc(
@@ -150,8 +153,7 @@ CELL_COLUMNS: dict[str, ColumnDoc] = {
     ),
     "L1M.SS-RSRP.Bin": ColumnDoc(
         "UEs",
-        f"Distribution of the served UEs' SS-RSRP; edges {list(RSRP_BIN_EDGES_DBM)} dBm. "
-        + _BIN_NOTE,
+        f"Distribution of the served UEs' SS-RSRP; edges {list(RSRP_BIN_EDGES_DBM)} dBm. " + _BIN_NOTE,
         "TS 28.552 5.1.1.22.1",
     ),
     "MR.NRScSSSINR.Bin": ColumnDoc(
@@ -171,9 +173,7 @@ CELL_COLUMNS: dict[str, ColumnDoc] = {
         "ratio", f"Share of the served UEs with SS-SINR >= {COVERAGE_SINR_DB:g} dB.", "-"
     ),
     "mobileai.CqiMean": ColumnDoc("-", "Mean wideband CQI of the served UEs.", "-"),
-    "mobileai.SpectralEffMean": ColumnDoc(
-        "bit/s/Hz", "Mean CQI spectral efficiency of the served UEs.", "-"
-    ),
+    "mobileai.SpectralEffMean": ColumnDoc("bit/s/Hz", "Mean CQI spectral efficiency of the served UEs.", "-"),
 }
 
 
@@ -239,9 +239,7 @@ def ue_table(result: RadioResult, ues: UEs, cells: Cells) -> pa.Table:
         "spectral_efficiency": (pa.float32(), cqi_efficiency(cqi)),
         "candidate_cell_ids": (
             pa.list_(cell_id_type),
-            _list_column(
-                pa.DictionaryArray.from_arrays(pa.array(cand.reshape(-1).astype(np.int32)), ids), k
-            ),
+            _list_column(pa.DictionaryArray.from_arrays(pa.array(cand.reshape(-1).astype(np.int32)), ids), k),
         ),
         "candidate_ss_rsrp_dbm": (
             pa.list_(pa.float32()),
@@ -334,14 +332,12 @@ def cell_table(ue: pa.Table, cells: Cells, scs_khz: int) -> pa.Table:
         "CARR.WBCQIDist.Bin": (lst, _list_column(cqi_hist.reshape(-1), 16), {}),
         "L1M.SS-RSRP.Bin": (
             lst,
-            _list_column(_histogram(rsrp, g, c, RSRP_BIN_EDGES_DBM).reshape(-1),
-                         len(RSRP_BIN_EDGES_DBM) + 1),
+            _list_column(_histogram(rsrp, g, c, RSRP_BIN_EDGES_DBM).reshape(-1), len(RSRP_BIN_EDGES_DBM) + 1),
             {"bin_edges": json.dumps(list(RSRP_BIN_EDGES_DBM))},
         ),
         "MR.NRScSSSINR.Bin": (
             lst,
-            _list_column(_histogram(sinr, g, c, SINR_BIN_EDGES_DB).reshape(-1),
-                         len(SINR_BIN_EDGES_DB) + 1),
+            _list_column(_histogram(sinr, g, c, SINR_BIN_EDGES_DB).reshape(-1), len(SINR_BIN_EDGES_DB) + 1),
             {"bin_edges": json.dumps(list(SINR_BIN_EDGES_DB))},
         ),
         "mobileai.SsRsrp.Mean": (f32, _grouped_mean(rsrp, g, c), {}),
