@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# The demo: one busy hour of the dense-urban city (57 cells, 2,850 UEs, 100 ms steps, mobility,
+# traffic, handover, energy and two injected faults), a few minutes on 2 cores. A new run
+# directory each time: an existing one is never overwritten.
+DEMO_OUT ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 demo: $(STAMP)
-	$(BIN)/mobileai simulate dense-urban --out runs/demo
+	$(BIN)/mobileai simulate dense-urban --out $(DEMO_OUT) --duration 1h
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -37,7 +37,8 @@ FAULT_KPI = {
     "outage": "RRC.ConnMean",
     "power_degradation": "RRC.ConnMean",
     "tilt_error": "RRC.ConnMean",
-    "external_interference": "mobileai.SinrDl.P50",
+    # a noise rise shows on the uplink first: a loaded macro DL is interference-limited
+    "external_interference": "DRB.UEThpUl",
     "backhaul_congestion": "DRB.CellThpDl",
     "sleeping_cell": "DRB.CellThpDl",
     "traffic_surge": "RRU.PrbUsedDl",
