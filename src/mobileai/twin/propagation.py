@@ -164,8 +164,8 @@ def pathloss_nlos(
     rma_w: float = 20.0,
 ) -> torch.Tensor:
     """NLOS basic path loss PL_NLOS = max(PL_LOS, PL'_NLOS) (Table 7.4.1-1)."""
-    pl_los = pathloss_los(scenario, d2d, d3d, fc_ghz, h_bs, h_ut, h_e, rma_h)
-    return torch.maximum(pl_los, pathloss_nlos_prime(scenario, d3d, fc_ghz, h_bs, h_ut, rma_h, rma_w))
+    nlos = torch.zeros_like(d2d, dtype=torch.bool)
+    return basic_pathloss(scenario, nlos, d2d, d3d, fc_ghz, h_bs, h_ut, h_e, rma_h, rma_w)
 
 
 def basic_pathloss(
