@@ -34,18 +34,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
-import resource
-import shlex
 import statistics
-import subprocess
 import sys
 import time
-from importlib import metadata
 from typing import Any
 
 import torch
+
+from mobileai.bench.workers import (
+    command_line,
+    emit_result,
+    fmt,
+    load_avg,
+    machine_info,
+    maxrss_mb,
+    run_worker,
+)
 
 #: Scenario and carrier of the benchmark drop (TR 38.901 Table 7.8-1 UMa, 6 GHz).
 SCENARIO, CARRIER_GHZ = "uma", 6.0
@@ -74,28 +78,8 @@ TARGET_5700_S = 0.5
 TARGET_570000_MB = 8 * 1024
 TARGET_SPEEDUP = 100.0
 
-_RESULT_TAG = "@@mobileai-bench@@ "
-
 
 # ---------------------------------------------------------------------------------------- helpers
-def _maxrss_mb() -> float:
-    """Peak resident memory of this process so far, MiB (ru_maxrss: KiB on Linux, bytes on macOS)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
-
-
-def _rss_mb(pid: int) -> float | None:
-    """Current resident memory of a process, MiB (Linux ``/proc``; None elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -104,40 +88,6 @@ def _sync(device: torch.device) -> None:
 def sionna_estimated_mb(n_ues: int) -> float:
     """Estimated peak resident memory of Sionna's UMa topology step for 57 sectors, MiB."""
     return SIONNA_BASE_MB + SIONNA_MB_PER_UE2 * n_ues * n_ues
-
-
-def machine_info(device: str = "cpu") -> dict[str, Any]:
-    """CPU model, cores, memory, load and library versions of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    try:
-        mem_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        mem_gb = None
-    try:
-        sionna = metadata.version("sionna-no-rt")
-    except metadata.PackageNotFoundError:
-        sionna = None
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gb": mem_gb,
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "sionna_no_rt": sionna,
-        "device": device,
-        "platform": platform.platform(),
-    }
-    if hasattr(os, "getloadavg"):
-        info["load_avg_1min_at_start"] = round(os.getloadavg()[0], 2)
-    if device == "cuda" and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def _drop(n_ues: int, seed: int):
@@ -157,11 +107,6 @@ def _drop(n_ues: int, seed: int):
     return sc, cells, ues
 
 
-def _load_avg() -> float | None:
-    """1-minute load average (other processes competing for the cores distort timings)."""
-    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-
-
 def _sf_std_by_class(sf_db: torch.Tensor, los: torch.Tensor, indoor: torch.Tensor) -> dict[str, float]:
     """Standard deviation of per-link shadow fading (dB) per TR 38.901 link class."""
     out = {}
@@ -177,7 +122,7 @@ def worker_ours(n_ues: int, repeats: int, device: str = "cpu", seed: int = 0) ->
     from mobileai.twin.radio import RadioModel, resolve_device
 
     dev = resolve_device(device)
-    base_mb = _maxrss_mb()
+    base_mb = maxrss_mb()
     t0 = time.perf_counter()
     sc, cells, ues = _drop(n_ues, seed)
     drop_s = time.perf_counter() - t0
@@ -195,7 +140,7 @@ def worker_ours(n_ues: int, repeats: int, device: str = "cpu", seed: int = 0) ->
         res = RadioModel(sc, cells, device=dev).evaluate(ues_dev)
         _sync(dev)
         times.append(time.perf_counter() - t0)
-    peak_total = _maxrss_mb()
+    peak_total = maxrss_mb()
     out: dict[str, Any] = {
         "ues": n_ues,
         "cells": cells.n,
@@ -207,7 +152,7 @@ def worker_ours(n_ues: int, repeats: int, device: str = "cpu", seed: int = 0) ->
         "peak_mb": peak_total - base_mb,
         "process_peak_mb": peak_total,
         "baseline_mb": base_mb,
-        "load_avg_1min": _load_avg(),
+        "load_avg_1min": load_avg(),
         "median_geometry_db": round(float(res.geometry_db.double().median()), 2),
         "median_coupling_gain_db": round(float(res.coupling_gain_db.double().median()), 2),
     }
@@ -292,7 +237,7 @@ def worker_sionna(n_ues: int, repeats: int, device: str = "cpu", seed: int = 0) 
         enable_shadow_fading=True,
         device=dev,
     )
-    base_mb = _maxrss_mb()
+    base_mb = maxrss_mb()
     times: list[float] = []
     peak_total = base_mb
     while len(times) < repeats and sum(times) < SIONNA_REPEAT_BUDGET_S:
@@ -306,7 +251,7 @@ def worker_sionna(n_ues: int, repeats: int, device: str = "cpu", seed: int = 0) 
         if len(times) == 1:
             # Peak of one call: a repeat allocates its buffers while the last call's are still
             # held by the model, which would overstate what one topology step needs.
-            peak_total = _maxrss_mb()
+            peak_total = maxrss_mb()
     lsp = model._lsp  # the LSPs drawn by set_topology (always_generate_lsp=False)
     sf_db = 10.0 * torch.log10(lsp.sf[0]).cpu()
     scen = model._scenario
@@ -322,7 +267,7 @@ def worker_sionna(n_ues: int, repeats: int, device: str = "cpu", seed: int = 0) 
         "peak_mb": peak_total - base_mb,
         "process_peak_mb": peak_total,
         "baseline_mb": base_mb,
-        "load_avg_1min": _load_avg(),
+        "load_avg_1min": load_avg(),
         "sf_std_db": _sf_std_by_class(sf_db, scen.los[0].cpu(), indoor),
     }
 
@@ -332,54 +277,9 @@ def _run_worker(
     kind: str, n_ues: int, repeats: int, device: str, seed: int, kill_mb: float, timeout_s: float
 ) -> dict[str, Any]:
     """Run one size in a fresh interpreter; kill it past ``kill_mb`` resident or ``timeout_s``."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "mobileai.bench.radio",
-        "--worker",
-        kind,
-        "--ues",
-        str(n_ues),
-        "--repeats",
-        str(repeats),
-        "--device",
-        device,
-        "--seed",
-        str(seed),
-    ]
-    env = dict(os.environ, PYTHONWARNINGS="ignore", TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    t0 = time.monotonic()
-    reason = None
-    seen_mb = 0.0
-    while proc.poll() is None:
-        rss = _rss_mb(proc.pid)
-        if rss is not None:
-            seen_mb = max(seen_mb, rss)
-            if rss > kill_mb:
-                reason = f"killed: resident memory {rss:.0f} MB exceeded the cap of {kill_mb:.0f} MB"
-        if time.monotonic() - t0 > timeout_s:
-            reason = f"killed: ran longer than {timeout_s:.0f} s"
-        if reason:
-            proc.kill()
-            proc.wait()
-            return {"ues": n_ues, "cells": N_CELLS, "skipped": reason, "peak_mb_seen": round(seen_mb)}
-        time.sleep(0.05)
-    stdout, stderr = proc.communicate()
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(_RESULT_TAG):
-            return json.loads(line[len(_RESULT_TAG) :])
-    tail = (stderr.strip().splitlines() or ["no output"])[-1]
-    return {"ues": n_ues, "cells": N_CELLS, "skipped": f"failed (exit {proc.returncode}): {tail}"}
-
-
-def _command() -> str:
-    argv0 = os.path.basename(sys.argv[0]) if sys.argv else "python"
-    if argv0 == "radio.py" or argv0 == "__main__.py":
-        return shlex.join(["python", "-m", "mobileai.bench.radio", *sys.argv[1:]])
-    if argv0.endswith(".py"):
-        return shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
-    return shlex.join([argv0, *sys.argv[1:]])
+    args = [kind, "--ues", str(n_ues), "--repeats", str(repeats), "--device", device, "--seed", str(seed)]
+    res = run_worker("mobileai.bench.radio", args, kill_mb, timeout_s, {"TF_CPP_MIN_LOG_LEVEL": "3"})
+    return {"ues": n_ues, "cells": N_CELLS, **res} if "skipped" in res else res
 
 
 def run_radio_bench(
@@ -448,7 +348,7 @@ def run_radio_bench(
     }
     return {
         "machine": machine_info(device),
-        "command": command or _command(),
+        "command": command or command_line("mobileai.bench.radio", "radio.py"),
         "scenario": {
             "name": f"TR 38.901 Table 7.8-1 {SCENARIO.upper()} {CARRIER_GHZ:g} GHz",
             "cells": N_CELLS,
@@ -463,10 +363,6 @@ def run_radio_bench(
         "speedup_at": speedup,
         "targets": targets,
     }
-
-
-def _fmt(v: Any, spec: str) -> str:
-    return "-" if v is None else format(v, spec)
 
 
 def format_radio_bench(result: dict[str, Any]) -> str:
@@ -506,7 +402,7 @@ def format_radio_bench(result: dict[str, Any]) -> str:
             sp = result["speedup_at"].get(str(r["ues"]))
             lines.append(
                 f"  {r['ues']:>9,}  {r['seconds']:>8.3f}  {r['runs']:>4}  {r['ues_per_s']:>9,.0f}  "
-                f"{r['peak_mb']:>7.0f}  {r['process_peak_mb']:>7.0f}  {_fmt(sp, '>13,.0f')}"
+                f"{r['peak_mb']:>7.0f}  {r['process_peak_mb']:>7.0f}  {fmt(sp, '>13,.0f')}"
             )
     lines += ["", "targets:"]
     names = {
@@ -539,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.worker:
         fn = worker_ours if a.worker == "ours" else worker_sionna
-        sys.stdout.write(_RESULT_TAG + json.dumps(fn(a.ues, a.repeats, a.device, a.seed)) + "\n")
+        emit_result(fn(a.ues, a.repeats, a.device, a.seed))
         return 0
 
     def ints(text: str) -> list[int]:

@@ -35,16 +35,21 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
-import shlex
 import statistics
-import subprocess
 import sys
 import time
 from importlib import metadata
 from typing import Any
 
-from mobileai.bench.radio import _load_avg, _maxrss_mb, _rss_mb, machine_info
+from mobileai.bench.workers import (
+    command_line,
+    emit_result,
+    fmt,
+    load_avg,
+    machine_info,
+    maxrss_mb,
+    run_worker,
+)
 
 #: Reference scenario of the twin measurement.
 SCENARIO = "dense-urban"
@@ -59,7 +64,6 @@ SECONDS_PER_DAY = 86_400.0
 TARGET_VS_MOBILE_ENV = 100.0
 WORKER_TIMEOUT_S = 1200.0
 WORKER_KILL_MB = 16 * 1024
-_RESULT_TAG = "@@mobileai-bench-twin@@ "
 _INSTALL = {"crrm": "pip install crrm==2.0.2", "mobile_env": "pip install mobile-env==2.1.0"}
 
 
@@ -105,7 +109,7 @@ def worker_twin(steps: int, warmup: int, threads: int | None, device: str, seed:
     from mobileai.twin.engine import Twin
 
     sc = load_scenario(SCENARIO).model_copy(update={"seed": seed})
-    base_mb = _maxrss_mb()
+    base_mb = maxrss_mb()
     t0 = time.perf_counter()
     tw = Twin(sc, device)
     build_s = time.perf_counter() - t0
@@ -121,7 +125,7 @@ def worker_twin(steps: int, warmup: int, threads: int | None, device: str, seed:
         times.append(time.perf_counter() - t0)
     tm = _timings(times)
     step_s = tw.dt
-    peak = _maxrss_mb()
+    peak = maxrss_mb()
     return {
         "scenario": SCENARIO,
         "cells": tw.n_cells,
@@ -144,7 +148,7 @@ def worker_twin(steps: int, warmup: int, threads: int | None, device: str, seed:
         "peak_mb": peak - base_mb,
         "process_peak_mb": peak,
         "threads": torch.get_num_threads(),
-        "load_avg_1min": _load_avg(),
+        "load_avg_1min": load_avg(),
         "handovers": int(tw.counters.sums["ho_req"].sum()),
     }
 
@@ -198,7 +202,7 @@ def worker_crrm(steps: int, warmup: int, threads: int | None, device: str, seed:
         shadow_fading=True,
         rng_seeds=seed,
     )
-    base_mb = _maxrss_mb()
+    base_mb = maxrss_mb()
     t0 = time.perf_counter()
     sim = CRRM.Simulator(params)
     tp = sim.get_UE_throughputs()
@@ -211,7 +215,7 @@ def worker_crrm(steps: int, warmup: int, threads: int | None, device: str, seed:
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     tm = _timings(times)
-    peak = _maxrss_mb()
+    peak = maxrss_mb()
     return {
         "version": _version("crrm"),
         "cells": int(params.n_cells),
@@ -224,7 +228,7 @@ def worker_crrm(steps: int, warmup: int, threads: int | None, device: str, seed:
         "build_s": build_s,
         "peak_mb": peak - base_mb,
         "process_peak_mb": peak,
-        "load_avg_1min": _load_avg(),
+        "load_avg_1min": load_avg(),
         "median_ue_throughput_mbps": float(np.median(tp)),
     }
 
@@ -241,7 +245,7 @@ def worker_mobile_env(size: str, seconds: float, warmup: int, seed: int) -> dict
     env = gymnasium.make(f"mobile-{size}-central-v0")
     env.reset(seed=seed)
     env.action_space.seed(seed)
-    base_mb = _maxrss_mb()
+    base_mb = maxrss_mb()
 
     def run(n: int | None, budget_s: float) -> tuple[int, float]:
         done_steps, t0 = 0, time.perf_counter()
@@ -255,7 +259,7 @@ def worker_mobile_env(size: str, seconds: float, warmup: int, seed: int) -> dict
     run(warmup, 0.0)
     n, wall = run(None, seconds)
     core = env.unwrapped
-    peak = _maxrss_mb()
+    peak = maxrss_mb()
     return {
         "env_id": f"mobile-{size}-central-v0",
         "version": _version("mobile-env"),
@@ -267,7 +271,7 @@ def worker_mobile_env(size: str, seconds: float, warmup: int, seed: int) -> dict
         "env_steps_per_s": n / wall,
         "peak_mb": peak - base_mb,
         "process_peak_mb": peak,
-        "load_avg_1min": _load_avg(),
+        "load_avg_1min": load_avg(),
     }
 
 
@@ -322,7 +326,7 @@ def worker_vector_env(
     from mobileai.twin.env import NetworkVectorEnv
 
     sc = mobile_env_like(size)
-    base_mb = _maxrss_mb()
+    base_mb = maxrss_mb()
     t0 = time.perf_counter()
     env = NetworkVectorEnv(
         copies, sc, decision_s=1.0, episode_s=100.0, control="energy", warmup_s=0.0, device=device
@@ -344,7 +348,7 @@ def worker_vector_env(
     run(warmup, 0.0)
     n, wall = run(None, seconds)
     tw = env.twin
-    peak = _maxrss_mb()
+    peak = maxrss_mb()
     steps_per_decision = env._core.steps_per_decision
     return {
         "size": size,
@@ -363,44 +367,16 @@ def worker_vector_env(
         "peak_mb": peak - base_mb,
         "process_peak_mb": peak,
         "threads": torch.get_num_threads(),
-        "load_avg_1min": _load_avg(),
+        "load_avg_1min": load_avg(),
         "twin_cells": tw.n_cells,
     }
 
 
 # ------------------------------------------------------------------------------------------- driver
 def _run_worker(args: list[str], timeout_s: float) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "mobileai.bench.twin", "--worker", *args]
-    env = dict(os.environ, PYTHONWARNINGS="ignore", PYGAME_HIDE_SUPPORT_PROMPT="1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    t0 = time.monotonic()
-    while proc.poll() is None:
-        rss = _rss_mb(proc.pid)
-        reason = None
-        if rss is not None and rss > WORKER_KILL_MB:
-            reason = f"killed: resident memory {rss:.0f} MB exceeded {WORKER_KILL_MB} MB"
-        elif time.monotonic() - t0 > timeout_s:
-            reason = f"killed: ran longer than {timeout_s:.0f} s"
-        if reason:
-            proc.kill()
-            proc.wait()
-            return {"skipped": reason}
-        time.sleep(0.05)
-    stdout, stderr = proc.communicate()
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(_RESULT_TAG):
-            return json.loads(line[len(_RESULT_TAG) :])
-    tail = (stderr.strip().splitlines() or ["no output"])[-1]
-    return {"skipped": f"failed (exit {proc.returncode}): {tail}"}
-
-
-def _command() -> str:
-    argv0 = os.path.basename(sys.argv[0]) if sys.argv else "python"
-    if argv0 in ("twin.py", "__main__.py"):
-        return shlex.join(["python", "-m", "mobileai.bench.twin", *sys.argv[1:]])
-    if argv0.endswith(".py"):
-        return shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
-    return shlex.join([argv0, *sys.argv[1:]])
+    return run_worker(
+        "mobileai.bench.twin", args, WORKER_KILL_MB, timeout_s, {"PYGAME_HIDE_SUPPORT_PROMPT": "1"}
+    )
 
 
 def run_twin_bench(
@@ -522,7 +498,7 @@ def run_twin_bench(
             "gymnasium": _version("gymnasium"),
             "threads_requested": threads,
         },
-        "command": command or _command(),
+        "command": command or command_line("mobileai.bench.twin", "twin.py"),
         "twin": twin,
         "crrm": crrm_row,
         "ours_over_crrm": ratio,
@@ -534,10 +510,6 @@ def run_twin_bench(
             "vector_env_100x_mobile_env_hold": target("hold"),
         },
     }
-
-
-def _f(v: Any, spec: str) -> str:
-    return "-" if v is None else format(v, spec)
 
 
 def format_twin_bench(result: dict[str, Any]) -> str:
@@ -569,7 +541,7 @@ def format_twin_bench(result: dict[str, Any]) -> str:
         lines += [
             f"CRRM {c['version']} (same layout and UEs; move {c['moved_per_step']} UEs + all throughputs)",
             f"  median {c['median_ms']:.2f} ms  mean {c['mean_ms']:.2f} ms  "
-            f"peak {c['process_peak_mb']:.0f} MB   ours / CRRM = {_f(result['ours_over_crrm'], '.2f')}",
+            f"peak {c['process_peak_mb']:.0f} MB   ours / CRRM = {fmt(result['ours_over_crrm'], '.2f')}",
         ]
     lines.append("")
     for size, row in result["mobile_env"].items():
@@ -589,7 +561,7 @@ def format_twin_bench(result: dict[str, Any]) -> str:
                 f"steps/s  {r['radio_steps_per_s']:>11,.0f} radio steps/s"
             )
         for policy, v in result["vs_mobile_env"].get(size, {}).items():
-            lines.append(f"  best ours ({policy} actions) / mobile-env = {_f(v, ',.1f')}x")
+            lines.append(f"  best ours ({policy} actions) / mobile-env = {fmt(v, ',.1f')}x")
     lines.append("")
     names = {
         "vector_env_100x_mobile_env": ">= 100x mobile-env (random actions on both sides)",
@@ -638,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
             res = worker_vector_env(
                 a.size, a.copies, a.seconds, a.warmup, a.threads, a.device, a.seed, a.policy
             )
-        sys.stdout.write(_RESULT_TAG + json.dumps(res) + "\n")
+        emit_result(res)
         return 0
     res = run_twin_bench(
         a.steps,
