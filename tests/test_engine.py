@@ -157,3 +157,16 @@ def test_copies_are_independent_instances_in_one_pass() -> None:
     assert w["energy_j"].shape == (3 * c,) and float(w["seconds"]) == pytest.approx(10.0)
     w2 = three.window()
     assert float(w2["seconds"]) == pytest.approx(0.0) and float(w2["energy_j"].sum()) == 0.0
+
+
+@pytest.mark.parametrize("model", ["static", "random_waypoint", "gauss_markov", "street_grid"])
+def test_mobility_models_move_outdoor_ues_only_and_stay_in_the_area(model: str) -> None:
+    tw = Twin(small(mobility={"model": model}, ues={"per_sector": 5, "indoor_ratio": 0.5}))
+    x0, y0 = tw.mobility.x.clone(), tw.mobility.y.clone()
+    tw.run(20)
+    moved = (tw.mobility.x - x0).abs() + (tw.mobility.y - y0).abs() > 0
+    assert not torch.any(moved & tw._ues0.indoor)  # indoor UEs stay where they were dropped
+    assert bool(moved.any()) == (model != "static")
+    x_lo, x_hi, y_lo, y_hi = tw.mobility.box
+    assert torch.all((tw.mobility.x >= x_lo - 1) & (tw.mobility.x <= x_hi + 1))
+    assert torch.all((tw.mobility.y >= y_lo - 1) & (tw.mobility.y <= y_hi + 1))

@@ -412,6 +412,23 @@ def _cell_rows(cell: pa.Table) -> str:
     return _table([h for _, h, _ in cols], rows)
 
 
+def reproduce_sections(
+    scenario: dict, timings_s: dict[str, float], versions: dict, platform: dict, files: list[str]
+) -> list[str]:
+    """The closing "Scenario" and "Reproduce" sections every run report carries."""
+    parts = ["<h2>Scenario</h2>"]
+    parts.append(_table(["parameter", "value"], ([k, _fmt(v)] for k, v in _flatten(scenario))))
+    parts.append("<h2>Reproduce</h2>")
+    if timings_s:
+        parts.append(_table(["stage", "seconds"], ([k, f"{v:.3f}"] for k, v in timings_s.items())))
+    parts.append(_table(["package", "version"], ([k, v] for k, v in versions.items())))
+    parts.append(_table(["platform", ""], ([k, v] for k, v in platform.items())))
+    if files:
+        links = " ".join(f"<a href='{_e(f)}'>{_e(f)}</a>" for f in files)
+        parts.append(f"<p>Files: {links} and <a href='run.json'>run.json</a></p>")
+    return parts
+
+
 def build_report(d: ReportData) -> tuple[str, dict[str, bytes]]:
     """The HTML text and the PNG figures (name -> bytes) of a run."""
     figs: dict[str, bytes] = {"ue_sinr_map.png": plot_ue_sinr_map(d)}
@@ -455,15 +472,6 @@ def build_report(d: ReportData) -> tuple[str, dict[str, bytes]]:
     parts.append(f"<p>{_e(captions['cells.png'])}</p>")
     parts.append(f"<details><summary>Per-cell KPIs ({d.cell.num_rows} cells)</summary>")
     parts.append(_cell_rows(d.cell) + "</details>")
-    parts.append("<h2>Scenario</h2>")
-    parts.append(_table(["parameter", "value"], ([k, _fmt(v)] for k, v in _flatten(d.scenario))))
-    parts.append("<h2>Reproduce</h2>")
-    if d.timings_s:
-        parts.append(_table(["stage", "seconds"], ([k, f"{v:.3f}"] for k, v in d.timings_s.items())))
-    parts.append(_table(["package", "version"], ([k, v] for k, v in d.versions.items())))
-    parts.append(_table(["platform", ""], ([k, v] for k, v in d.platform.items())))
-    if d.files:
-        links = " ".join(f"<a href='{_e(f)}'>{_e(f)}</a>" for f in d.files)
-        parts.append(f"<p>Files: {links} and <a href='run.json'>run.json</a></p>")
+    parts.extend(reproduce_sections(d.scenario, d.timings_s, d.versions, d.platform, d.files))
     parts.append("</body></html>\n")
     return "\n".join(parts), figs

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from mobileai.data.report import _CSS, _e, _flatten, _fmt, _img, _mpl, _png, _table
+from mobileai.data.report import _CSS, _e, _fmt, _img, _mpl, _png, _table, reproduce_sections
 from mobileai.twin.config import CELL_TYPES, FAULT_KINDS
 from mobileai.twin.timeline import Timeline, day_kpis, kpi_doc
 
@@ -610,15 +610,6 @@ def build_timeline_report(d: TimelineReportData) -> tuple[str, dict[str, bytes]]
         "means over cell-periods (idle cells without UEs excluded where the KPI is undefined).</p>"
     )
     parts.append(_kpi_table(tl))
-    parts.append("<h2>Scenario</h2>")
-    parts.append(_table(["parameter", "value"], ([k, _fmt(v)] for k, v in _flatten(d.scenario))))
-    parts.append("<h2>Reproduce</h2>")
-    if d.timings_s:
-        parts.append(_table(["stage", "seconds"], ([k, f"{v:.3f}"] for k, v in d.timings_s.items())))
-    parts.append(_table(["package", "version"], ([k, v] for k, v in d.versions.items())))
-    parts.append(_table(["platform", ""], ([k, v] for k, v in d.platform.items())))
-    if d.files:
-        links = " ".join(f"<a href='{_e(f)}'>{_e(f)}</a>" for f in d.files)
-        parts.append(f"<p>Files: {links} and <a href='run.json'>run.json</a></p>")
+    parts.extend(reproduce_sections(d.scenario, d.timings_s, d.versions, d.platform, d.files))
     parts.append("</body></html>\n")
     return "\n".join(parts), figs

@@ -180,13 +180,7 @@ class Mobility:
         self.vy = a * self.vy + (1 - a) * my + k * sigma * w[1]
         self.x = self.x + self.vx * dt
         self.y = self.y + self.vy * dt
-        x0, x1, y0, y1 = self.box
-        out_x = (self.x < x0) | (self.x > x1)
-        out_y = (self.y < y0) | (self.y > y1)
-        self.vx = torch.where(out_x, -self.vx, self.vx)
-        self.vy = torch.where(out_y, -self.vy, self.vy)
-        self.x = self.x.clamp(x0, x1)
-        self.y = self.y.clamp(y0, y1)
+        self._reflect_at_edges()
 
     def _step_grid(self, dt: float) -> None:
         s = self.cfg.street_spacing_m
@@ -208,6 +202,10 @@ class Mobility:
         self.y = torch.where(turn, sy, ny)
         self.vx = torch.where(turn, new_vx, self.vx)
         self.vy = torch.where(turn, new_vy, self.vy)
+        self._reflect_at_edges()
+
+    def _reflect_at_edges(self) -> None:
+        """UEs that left the area bounce back: velocity reversed, position clamped."""
         x0, x1, y0, y1 = self.box
         out_x = (self.x < x0) | (self.x > x1)
         out_y = (self.y < y0) | (self.y > y1)
