@@ -294,6 +294,11 @@ def bench_twin(
     emit(result, as_json, None if as_json else format_twin_bench(result))
 
 
+# ---- command groups of the other layers: each module adds its commands with
+# ``register(app, bench_app)`` (one line per module, in layer order).
+# ---- end of command groups
+
+
 def main() -> None:
     """Entry point: user errors exit 2 with one line, internal errors exit 1.
 
