@@ -402,6 +402,7 @@ class Twin:
         tstep = self.traffic.step(dt, act, admit)
         ok = connected & ~eff.sleeping[srv]
         served_dl, served_ul, active_dl, active_ul = self._schedule(ok, srv, srv_sinr, srv_slot, eff, dt)
+        self._served = (ok, served_dl, served_ul)
         # 7. energy and counters
         waking = (self.state == CellState.ACTIVE) & (self.wake_until > t)
         power = self.energy.power_w(self.state, self.dl_util, waking)
@@ -580,6 +581,7 @@ class Twin:
         sinr_ul = p_prb - pl - self.noise_bs_prb_dbm - self._ul_iot_db[srv]
         rate_ul = linkadapt.peak_rate_bps(sinr_ul, n_rb, scs, ran.control_overhead, 1, 1.0 - tdd)
         served_ul, used_ul = scheduler.pf_share(group, rate_ul, tr.ul_buffer_bits, self.avg_ul, cap, dt)
+        self._peak = (rate_dl, rate_ul, sinr_ul)
         # backhaul congestion: cap each cell's total
         if self._capped:
             tot = torch.zeros(self.n_cells, dtype=served_dl.dtype, device=self.device).index_add_(
@@ -615,6 +617,38 @@ class Twin:
         out["seconds"] = torch.tensor(secs - self._window_seconds, dtype=torch.float64)
         self._window_base, self._window_seconds = now, secs
         return out
+
+    def ue_links(self) -> dict[str, np.ndarray]:
+        """Per-UE link state after the last step (numpy, one entry per UE), read-only: what an
+        application server or an offloading policy can learn about each UE's radio link.
+
+        ``peak_*_bps`` is the rate the UE would get with all its cell's PRBs in the TDD share
+        (TS 38.214 link adaptation); ``served_*_bps`` what the PF scheduler gave it in the step;
+        ``avg_*_bps`` the scheduler's exponentially averaged throughput; ``cell_*_util`` the
+        PRB utilisation of its serving cell; ``in_service`` false during HO interruption,
+        RLF recovery or while its cell sleeps."""
+        if self.steps == 0:
+            raise RuntimeError("ue_links() needs at least one step")
+        ok, sdl, sul = self._served
+        rdl, rul, sinr_ul = self._peak
+        srv = self.serving
+        out = {
+            "serving": srv,
+            "in_service": ok,
+            "x_m": self.mobility.x,
+            "y_m": self.mobility.y,
+            "sinr_dl_db": self.sinr_db,
+            "sinr_ul_db": sinr_ul,
+            "peak_dl_bps": rdl,
+            "peak_ul_bps": rul,
+            "served_dl_bps": sdl / self.dt,
+            "served_ul_bps": sul / self.dt,
+            "avg_dl_bps": self.avg_dl,
+            "avg_ul_bps": self.avg_ul,
+            "cell_dl_util": self.dl_util[srv],
+            "cell_ul_util": self.ul_util[srv],
+        }
+        return {k: v.detach().cpu().numpy() for k, v in out.items()}
 
     # ================================================================== running
     def run(
