@@ -213,6 +213,91 @@ def simulate(
     emit(summary, as_json, human)
 
 
+@app.command("run")
+def run_cmd(
+    scenario: Annotated[str, typer.Argument(help="Packaged scenario name or path to a scenario YAML.")],
+    out: Annotated[Path, typer.Option(help="Run directory to create (must not exist, or be empty).")],
+    apps: Annotated[str, typer.Option(help="Comma-separated apps to run (see `mobileai apps`).")],
+    baseline: Annotated[
+        str, typer.Option(help="Apps of the baseline arm, comma-separated; none = static configuration.")
+    ] = "none",
+    duration: Annotated[
+        str | None, typer.Option(help="Network time per arm (15m, 2h, 24h ...); default: the scenario's.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Override the scenario's seed.")] = None,
+    ues: Annotated[
+        int | None, typer.Option(min=1, max=10_000_000, help="Override the number of UEs.")
+    ] = None,
+    device: Annotated[Device, typer.Option(help="cpu, cuda or auto.")] = Device.cpu,
+    approver: Annotated[
+        str, typer.Option(help="Who approves high-impact actions: reject (default), accept or console.")
+    ] = "reject",
+    guardrails: Annotated[
+        Path | None, typer.Option(help="YAML with guardrail settings (docs/closed-loop.md).")
+    ] = None,
+    sla_p5_mbps: Annotated[
+        float, typer.Option(help="SLA: 5th-percentile DL user throughput per cell, Mbit/s.")
+    ] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+) -> None:
+    """Closed loop: run the scenario twice with the same seed, baseline vs apps, through the
+    guardrails, and write a comparison report."""
+    from mobileai.agent.compare import parse_app_list, run_comparison
+
+    dev = check_device(device)
+    app_list = parse_app_list(apps, "--apps")
+    base_list = parse_app_list(baseline, "--baseline")
+    bar = progress_bar(not as_json)
+    bar.columns = (*bar.columns, TimeRemainingColumn())
+    tasks: dict[str, object] = {}
+
+    def on_progress(arm: str, step: int, total: int) -> None:
+        if arm not in tasks:
+            tasks[arm] = bar.add_task(f"{arm} arm", total=total)
+        bar.update(tasks[arm], completed=step)
+
+    with bar:
+        summary = run_comparison(
+            scenario, out, app_list, base_list, duration=duration, seed=seed, n_ues=ues, device=dev,
+            approver=approver, guardrails=guardrails, sla_p5_mbps=sla_p5_mbps, on_progress=on_progress,
+        )  # fmt: skip
+    human = None
+    if not as_json:
+        b, o = summary["arms"]["baseline"], summary["arms"]["apps"]
+        rel = summary["relative_change"]
+
+        def line(key: str, label: str, unit: str) -> str:
+            r = rel.get(key)
+            change = "" if r is None else f"  ({r:+.1%})"
+            return f"  {label:<22} {b[key]:>12,.3f}  {o[key]:>12,.3f} {unit}{change}"
+
+        human = "\n".join(
+            [
+                f"[bold green]done[/bold green]: {summary['out']}",
+                f"  {'':<22} {'baseline':>12}  {'apps':>12}",
+                line("energy_kwh", "RAN energy", "kWh"),
+                line("dl_volume_gbit", "DL served", "Gbit"),
+                line("ue_thp_dl_p5_mbps", "DL user thp p5", "Mbit/s"),
+                line("ho_failures", "HO failures", ""),
+                line("rlfs", "RLFs", ""),
+                line("sla_violations", "SLA violations", ""),
+                line("actions_applied", "actions applied", ""),
+                line("rollbacks", "rollbacks", ""),
+                f"  report: {Path(summary['out']) / 'report.html'}",
+            ]
+        )
+    emit(summary, as_json, human)
+
+
+@app.command("apps")
+def apps_cmd(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable list.")] = False) -> None:
+    """List the registered closed-loop apps."""
+    from mobileai.ai4net.app import app_names
+
+    names = app_names()
+    emit({"apps": names}, as_json, "\n".join(names))
+
+
 @bench_app.command("radio")
 def bench_radio(
     sizes: Annotated[str, typer.Option(help="Comma-separated UE counts.")] = "570,5700,57000,570000",
@@ -296,6 +381,21 @@ def bench_twin(
 
 # ---- command groups of the other layers: each module adds its commands with
 # ``register(app, bench_app)`` (one line per module, in layer order).
+from mobileai.data.data_cli import register as _reg_data  # noqa: E402
+
+_reg_data(app, bench_app)
+from mobileai.ai4net.anomaly.cli import register as _reg_anomaly  # noqa: E402
+
+_reg_anomaly(app, bench_app)
+from mobileai.ai4net.forecast.cli import register as _reg_forecast  # noqa: E402
+
+_reg_forecast(app, bench_app)
+from mobileai.ai4net.energy.cli import register as _reg_energy  # noqa: E402
+
+_reg_energy(app, bench_app)
+from mobileai.net4ai.cli import register as _reg_net4ai  # noqa: E402
+
+_reg_net4ai(app, bench_app)
 # ---- end of command groups
 
 

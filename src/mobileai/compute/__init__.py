@@ -1,0 +1,1 @@
+"""Compute nodes for Network for AI: devices, edge and cloud, their queues and energy."""

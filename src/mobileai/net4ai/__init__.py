@@ -1,0 +1,1 @@
+"""Network for AI: placement and split inference, per-modality QoS, QoAIS."""

@@ -121,22 +121,24 @@ class Timeline:
     kpis: dict[str, np.ndarray]
 
     @classmethod
-    def from_twin(cls, tw: Twin) -> Timeline:
-        names = [k for k in KPI_DEFINITIONS if tw.reports and k in tw.reports[0].columns]
-        if tw.reports:
-            names += [k for k in tw.reports[0].columns if k not in KPI_DEFINITIONS]
+    def from_twin(cls, tw: Twin, last: int | None = None) -> Timeline:
+        """All the twin's reporting periods so far, or only the ``last`` ones."""
+        reports = tw.reports if last is None else tw.reports[len(tw.reports) - last :]
+        names = [k for k in KPI_DEFINITIONS if reports and k in reports[0].columns]
+        if reports:
+            names += [k for k in reports[0].columns if k not in KPI_DEFINITIONS]
         n_c = tw.n_cells
         kpis = {
             k: (
-                np.stack([np.asarray(r.columns[k], dtype=np.float64) for r in tw.reports])
-                if tw.reports
+                np.stack([np.asarray(r.columns[k], dtype=np.float64) for r in reports])
+                if reports
                 else np.zeros((0, n_c))
             )
             for k in names
         }
         return cls(
-            start_s=np.array([r.start_s for r in tw.reports], dtype=np.float64),
-            end_s=np.array([r.end_s for r in tw.reports], dtype=np.float64),
+            start_s=np.array([r.start_s for r in reports], dtype=np.float64),
+            end_s=np.array([r.end_s for r in reports], dtype=np.float64),
             start_hour=float(tw.sc.time.start_hour),
             cell_ids=tuple(tw.cells.ids),
             site=tw.cells.site.cpu().numpy().astype(np.int32),

@@ -1,0 +1,126 @@
+"""Commands of the energy-saving app: ``mobileai energy fit``, ``mobileai energy plan`` (open
+loop on a KPI export) and ``mobileai bench energy`` (closed loop on the twin, threshold rule vs
+the forecast-driven optimiser vs always-on, savings scored with the fitted power model).
+
+``--json`` prints one JSON object on stdout; progress goes to stderr; bad input is a
+:class:`~mobileai.errors.UserError` (one line, exit code 2).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from mobileai.errors import UserError
+
+err = Console(stderr=True)
+energy_app = typer.Typer(
+    help="Energy saving: power-model fit, sleep planning (TR 38.864).", no_args_is_help=True
+)
+DATA_HELP = "ITU 5G energy data folder (ECdata.csv, CLdata.csv, BSinfo.csv)."
+
+
+def _default_data() -> Path:
+    from mobileai.ai4net.energy.power_fit import DEFAULT_DATA
+
+    return DEFAULT_DATA
+
+
+def _emit(obj: dict[str, Any], as_json: bool, human: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(obj, indent=2))
+    else:
+        err.print(human, highlight=False)
+
+
+@energy_app.command("fit")
+def fit_cmd(
+    data: Annotated[Path | None, typer.Option("--data", help=DATA_HELP)] = None,
+    split: Annotated[str, typer.Option(help="random_hours, last_hours or unseen_bs.")] = "random_hours",
+    out: Annotated[Path, typer.Option(help="Where to save the fit (JSON).")] = Path("energy-fit.json"),
+    reference: Annotated[bool, typer.Option(help="Also score the LightGBM reference.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Fit the twin's EARTH + TR 38.864 power model to measured energy; report WMAPE on held-out hours."""
+    from mobileai.ai4net.energy import power_fit as pf
+    from mobileai.twin.config import load_scenario
+
+    if split not in pf.SPLITS:
+        raise UserError(f"--split: {split!r} not allowed; allowed: {', '.join(pf.SPLITS)}")
+    err.print(f"fitting the power model on {data or _default_data()} ({split}) ...")
+    d = pf.load_itu_energy(data or _default_data())
+    fit = pf.fit_power_model(d, split)  # type: ignore[arg-type]
+    ref = pf.fit_lightgbm_reference(d, split) if reference else {}  # type: ignore[arg-type]
+    pf.save_fit(fit, out, {"lightgbm": ref} if ref else None)
+    override = pf.energy_override(fit, load_scenario("dense-urban"))
+    obj = {
+        "split": split,
+        "wmape_test": {"physical": fit.metrics["wmape_test"], "lightgbm": ref.get("wmape_test")},
+        "challenge_winner_wmape": 0.0435,
+        "n_test_hours": fit.metrics["n_test_hours"],
+        "energy_override_dense_urban": override,
+        "saved": str(out),
+    }
+    lgb = f"{ref['wmape_test']:.4f}" if ref else "not run"
+    _emit(
+        obj,
+        as_json,
+        f"WMAPE (held-out): physical {fit.metrics['wmape_test']:.4f}, LightGBM {lgb}; saved {out}",
+    )
+
+
+def bench_energy(
+    scenario: Annotated[str, typer.Option(help="Packaged scenario name or YAML path.")] = "dense-urban",
+    hours: Annotated[float, typer.Option(help="Network time per policy, hours (a day: 24).")] = 24.0,
+    start_hour: Annotated[
+        float | None, typer.Option(help="Local time at t = 0 (default: scenario's).")
+    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help=DATA_HELP)] = None,
+    fit: Annotated[Path | None, typer.Option(help="Saved power fit (default: fit on --data now).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for results.json and the decision logs.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Closed loop on the twin: always-on vs the threshold rule vs the forecast-driven optimiser."""
+    from mobileai.ai4net.energy.run import benchmark
+
+    res = benchmark(scenario, hours, start_hour, data or _default_data(), fit, out, progress=not as_json)
+    human = (
+        f"energy saved: ours {res['energy_saved']['ours']:.1%}, "
+        f"threshold {res['energy_saved']['threshold']:.1%}; "
+        f"traffic loss {res['traffic_loss']:.2%}, p5 throughput loss {res['p5_tput_loss']:.2%}"
+    )
+    _emit(res, as_json, human)
+
+
+@energy_app.command("plan")
+def plan_cmd(
+    kpis: Annotated[
+        Path, typer.Option(help="Per-cell KPI table (.parquet/.csv): period_start, cell_id, RRU.PrbUsedDl.")
+    ],
+    cells: Annotated[Path, typer.Option(help="Cells table (.parquet/.csv): cell_id, x_m, y_m, azimuth_deg.")],
+    policy: Annotated[str, typer.Option(help="optimiser or threshold.")] = "optimiser",
+    fit: Annotated[Path | None, typer.Option(help="Saved power fit for the energy estimate.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the decision log here (JSON).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Open loop on a KPI export: log the decisions and score them against what would have happened."""
+    from mobileai.ai4net.energy.run import open_loop
+
+    res = open_loop(kpis, cells, policy, fit, out)
+    _emit(
+        res,
+        as_json,
+        f"{policy}: estimated energy saved {res['energy_saved_estimate']:.1%}, "
+        f"cell-periods over capacity {res['cell_periods_over_capacity']:.2%}, "
+        f"{int(res['decisions'])} decisions",
+    )
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add ``mobileai energy ...`` and ``mobileai bench energy``."""
+    app.add_typer(energy_app, name="energy")
+    bench_app.command("energy")(bench_energy)

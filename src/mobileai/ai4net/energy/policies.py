@@ -1,0 +1,346 @@
+"""Cell sleep / switch-off policies per reporting period (3GPP TR 38.864 network energy saving).
+
+Both policies are pure: they take the per-cell KPI table of the period just ended (``cell_id``,
+``prb_dl`` in %, ``state``), the cells' neighbour graph (:mod:`mobileai.ai4net.topology`,
+geometric stand-in for the neighbour relation table of TS 38.300 15.3.3) and, for the optimiser,
+a load forecast; they return typed :class:`~mobileai.twin.actions.SetCellState` actions, each
+with its reason and the numbers it relied on (:class:`EnergyDecision`).
+
+- :class:`ThresholdRule`, the baseline operators run today (vendor "cell switch-off" / "carrier
+  shutdown" features): a cell goes to ``sleep_state`` when its DL PRB load stayed below
+  ``sleep_below_pct`` for ``periods`` consecutive periods; it wakes when a neighbour's load exceeds
+  ``wake_neighbour_above_pct``.
+- :class:`ForecastOptimiser`: each period, picks the set of cells to sleep by a greedy
+  knapsack on the *forecast* of the next ``horizon`` periods: cells sorted by the energy their
+  sleep saves; a cell is added when (a) its forecast upper bound (hi80) stays below
+  ``sleep_below_pct`` over the horizon, (b) every active neighbour's projected load (its own
+  forecast plus its share of all sleeping cells' demand, inflated by ``sinr_inflation`` for
+  the worse radio of the moved UEs) stays under ``neighbour_cap_pct``, and (c) each sleeping
+  cell keeps ``min_active_neighbours`` awake (coverage). A sleeping cell wakes when its
+  estimated demand or its neighbours' projected load break the same constraints (with a
+  hysteresis margin). Cells asleep for the whole horizon go ``off`` (no power), otherwise
+  ``deep_sleep``.
+
+Both share the same coverage guard, so the comparison measures the decision logic, not the
+guard. A sleeping cell carries no load of its own; its demand is estimated from its last load
+before sleeping scaled by its neighbours' load trend since then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from mobileai.ai4net.topology import NeighbourGraph
+from mobileai.errors import UserError
+from mobileai.twin.actions import SetCellState
+
+SleepState = Literal["light_sleep", "deep_sleep", "off"]
+STATES = ("active", "light_sleep", "deep_sleep", "off")
+REQUIRED = ("cell_id", "prb_dl", "state")
+
+#: A forecaster: (history [cell_id, period, prb_dl], horizon periods) ->
+#: DataFrame[cell_id, step (1..horizon), mean, hi80] of DL PRB load in %.
+Forecaster = Callable[[pd.DataFrame, int], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class EnergyDecision:
+    """One state change with why: ``reason`` in words, ``binding`` the constraint that decided
+    (``own_load``, ``own_forecast``, ``neighbour_load``, ``neighbour_capacity``, ``coverage``,
+    ``demand_forecast``), ``evidence`` the numbers (forecast, projected loads, thresholds)."""
+
+    action: SetCellState
+    reason: str
+    binding: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def check_period_table(kpis: pd.DataFrame, graph: NeighbourGraph) -> pd.DataFrame:
+    """Validate the per-cell table and order it as the graph's cells (UserError names the issue)."""
+    missing = [c for c in REQUIRED if c not in kpis.columns]
+    if missing:
+        raise UserError(f"period KPI table: missing column(s) {missing}; needs {list(REQUIRED)}")
+    bad = sorted(set(kpis["state"]) - set(STATES))
+    if bad:
+        raise UserError(f"period KPI table: state {bad[0]!r} not allowed; allowed: {', '.join(STATES)}")
+    t = kpis.drop_duplicates("cell_id", keep="last").set_index("cell_id")
+    unknown = sorted(set(t.index) - set(graph.cell_ids))
+    if unknown:
+        raise UserError(f"period KPI table: cell {unknown[0]!r} is not in the cells table")
+    t = t.reindex(list(graph.cell_ids))
+    t["state"] = t["state"].fillna("active")
+    prb = pd.to_numeric(t["prb_dl"], errors="coerce")
+    if ((prb < 0) | (prb > 100)).any():
+        raise UserError("period KPI table: prb_dl must be a percentage 0..100")
+    t["prb_dl"] = prb
+    return t
+
+
+def _active_neighbours(graph: NeighbourGraph, asleep: np.ndarray, i: int) -> list[int]:
+    return [j for j in graph.neighbours[i] if not asleep[j]]
+
+
+class ThresholdConfig(BaseModel):
+    """Settings of the load-threshold switch-off rule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sleep_below_pct: float = Field(10.0, ge=0, le=100, description="X: sleep below this DL PRB load, %.")
+    periods: int = Field(2, ge=1, le=96, description="N: consecutive periods below X before sleeping.")
+    wake_neighbour_above_pct: float = Field(
+        40.0, ge=0, le=100, description="Y: wake when a neighbour's DL PRB load exceeds this, %."
+    )
+    sleep_state: SleepState = Field("deep_sleep", description="State a cell is put in.")
+    min_active_neighbours: int = Field(3, ge=0, le=32, description="Coverage guard (same as the optimiser).")
+
+
+class ThresholdRule:
+    """The operators' load-threshold rule (module docstring); keeps its own N-period memory."""
+
+    name = "threshold"
+
+    def __init__(self, graph: NeighbourGraph, config: ThresholdConfig | None = None) -> None:
+        self.graph = graph
+        self.cfg = config or ThresholdConfig()
+        self._below = np.zeros(graph.n_cells, dtype=int)
+
+    def decide(self, kpis: pd.DataFrame) -> list[EnergyDecision]:
+        cfg, g = self.cfg, self.graph
+        t = check_period_table(kpis, g)
+        prb = np.array(t["prb_dl"].fillna(0.0), dtype=float)
+        asleep = np.array(t["state"] != "active", dtype=bool)
+        self._below = np.where(~asleep & (prb < cfg.sleep_below_pct), self._below + 1, 0)
+        out: list[EnergyDecision] = []
+        ids = g.cell_ids
+        # wake first: a neighbour is overloaded
+        for i in np.flatnonzero(asleep):
+            nb = _active_neighbours(g, asleep, i)
+            hot = [j for j in nb if prb[j] > cfg.wake_neighbour_above_pct]
+            if hot:
+                j = max(hot, key=lambda j: prb[j])
+                asleep[i] = False
+                out.append(
+                    EnergyDecision(
+                        SetCellState(cell=ids[i], state="active"),
+                        f"neighbour {ids[j]} DL PRB {prb[j]:.1f}% > Y={cfg.wake_neighbour_above_pct:g}%",
+                        "neighbour_load",
+                        {"neighbour": ids[j], "neighbour_prb_dl": float(prb[j])},
+                    )
+                )
+        for i in np.argsort(prb, kind="stable"):
+            if asleep[i] or self._below[i] < cfg.periods:
+                continue
+            if any(prb[j] > cfg.wake_neighbour_above_pct for j in _active_neighbours(g, asleep, i)):
+                continue
+            asleep[i] = True
+            if not _coverage_ok(g, asleep, i, cfg.min_active_neighbours):
+                asleep[i] = False
+                continue
+            out.append(
+                EnergyDecision(
+                    SetCellState(cell=ids[i], state=cfg.sleep_state),
+                    f"DL PRB {prb[i]:.1f}% < X={cfg.sleep_below_pct:g}% for {self._below[i]} periods "
+                    f"(N={cfg.periods})",
+                    "own_load",
+                    {"prb_dl": float(prb[i]), "periods_below": int(self._below[i])},
+                )
+            )
+        return out
+
+
+def _coverage_ok(g: NeighbourGraph, asleep: np.ndarray, i: int, min_active: int) -> bool:
+    """Sleeping ``i`` (already marked) leaves it and each sleeping neighbour enough awake neighbours."""
+    check = [i, *[j for j in g.neighbours[i] if asleep[j]]]
+    return all(len(_active_neighbours(g, asleep, k)) >= min(min_active, len(g.neighbours[k])) for k in check)
+
+
+class OptimiserConfig(BaseModel):
+    """Settings of the forecast-driven optimiser (module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    horizon: int = Field(4, ge=1, le=96, description="Forecast periods a sleep decision must hold for.")
+    sleep_below_pct: float = Field(
+        20.0, ge=0, le=100, description="A cell may sleep while its forecast hi80 DL PRB load stays below, %."
+    )
+    neighbour_cap_pct: float = Field(
+        40.0, ge=0, le=100, description="Max projected DL PRB load of an active neighbour, %."
+    )
+    wake_margin_pct: float = Field(
+        10.0, ge=0, le=100, description="Hysteresis: wake only above the cap/threshold plus this, %."
+    )
+    sinr_inflation: float = Field(
+        3.0, ge=1, le=10, description="PRBs a moved UE needs at the neighbour per PRB at its own cell."
+    )
+    min_active_neighbours: int = Field(4, ge=0, le=32, description="Coverage: awake neighbours kept.")
+    off_after_periods: int = Field(
+        4, ge=1, le=96, description="Use 'off' when the forecast keeps the cell asleep this many periods."
+    )
+
+
+@dataclass
+class _SleepMemo:
+    prb_at_sleep: float
+    nb_at_sleep: float
+
+
+class ForecastOptimiser:
+    """Forecast-driven greedy sleep planner (module docstring)."""
+
+    name = "optimiser"
+
+    def __init__(
+        self, graph: NeighbourGraph, forecaster: Forecaster, config: OptimiserConfig | None = None
+    ) -> None:
+        self.graph = graph
+        self.forecaster = forecaster
+        self.cfg = config or OptimiserConfig()
+        self.history: list[pd.DataFrame] = []
+        self._memo: dict[int, _SleepMemo] = {}
+        self._period = 0
+
+    def _nb_load(self, prb: np.ndarray, asleep: np.ndarray, i: int) -> float:
+        nb = _active_neighbours(self.graph, asleep, i)
+        return float(np.mean(prb[nb])) if nb else 0.0
+
+    def decide(self, kpis: pd.DataFrame) -> list[EnergyDecision]:
+        cfg, g = self.cfg, self.graph
+        t = check_period_table(kpis, g)
+        ids = g.cell_ids
+        prb = np.array(t["prb_dl"].fillna(0.0), dtype=float)
+        asleep0 = np.array(t["state"] != "active", dtype=bool)
+        # demand of sleeping cells: last own load x neighbours' trend since it slept
+        demand = prb.copy()
+        for i in np.flatnonzero(asleep0):
+            m = self._memo.get(i) or _SleepMemo(0.0, max(self._nb_load(prb, asleep0, i), 1e-6))
+            trend = self._nb_load(prb, asleep0, i) / max(m.nb_at_sleep, 1e-6)
+            demand[i] = m.prb_at_sleep * float(np.clip(trend, 0.0, 10.0))
+        hist = pd.DataFrame({"cell_id": ids, "period": self._period, "prb_dl": demand})
+        self.history.append(hist)
+        self.history = self.history[-96 * 7 :]
+        self._period += 1
+        fc = self._forecast(pd.concat(self.history, ignore_index=True))
+        # per cell, over the horizon: max of mean and hi80 (the worst case the decision must hold for)
+        hi = fc.groupby("cell_id")["hi80"].max().reindex(ids).fillna(100.0).to_numpy(float)
+        mean = fc.groupby("cell_id")["mean"].max().reindex(ids).fillna(100.0).to_numpy(float)
+        # awake cells' measured load already carries what sleeping neighbours pushed on them:
+        # subtract that share so it is not counted twice when the plan is projected
+        pushed = self._projected(hi, asleep0) - np.where(asleep0, 0.0, hi)
+        hi = np.where(asleep0, hi, np.clip(hi - pushed, 0.0, 100.0))
+        asleep = asleep0.copy()
+        out: list[EnergyDecision] = []
+        load_hi = self._projected(hi, asleep)
+        # 1. wake where a constraint now fails (with hysteresis)
+        for i in np.flatnonzero(asleep0):
+            nb = _active_neighbours(g, asleep, i)
+            worst = max(nb, key=lambda j: load_hi[j]) if nb else None
+            reason, binding = None, ""
+            if hi[i] > cfg.sleep_below_pct + cfg.wake_margin_pct:
+                reason = (
+                    f"forecast demand hi80 {hi[i]:.1f}% > {cfg.sleep_below_pct + cfg.wake_margin_pct:g}% "
+                    f"within {cfg.horizon} periods"
+                )
+                binding = "demand_forecast"
+            elif worst is not None and load_hi[worst] > cfg.neighbour_cap_pct + cfg.wake_margin_pct:
+                reason = (
+                    f"neighbour {ids[worst]} projected DL PRB {load_hi[worst]:.1f}% > "
+                    f"{cfg.neighbour_cap_pct + cfg.wake_margin_pct:g}%"
+                )
+                binding = "neighbour_capacity"
+            if reason:
+                asleep[i] = False
+                self._memo.pop(i, None)
+                load_hi = self._projected(hi, asleep)
+                out.append(
+                    EnergyDecision(
+                        SetCellState(cell=ids[i], state="active"),
+                        reason,
+                        binding,
+                        {"demand_hi80": float(hi[i]), "demand_mean": float(mean[i])},
+                    )
+                )
+        # 2. add sleepers greedily, lowest forecast demand (largest saving per unit of risk) first
+        for i in np.argsort(hi, kind="stable"):
+            if asleep[i]:
+                continue
+            if hi[i] >= cfg.sleep_below_pct:
+                break  # sorted: no later cell qualifies on its own forecast
+            asleep[i] = True
+            trial = self._projected(hi, asleep)
+            nb = _active_neighbours(g, asleep, i)
+            over = [j for j in nb if trial[j] > cfg.neighbour_cap_pct]
+            if over or not nb or not _coverage_ok(g, asleep, i, cfg.min_active_neighbours):
+                asleep[i] = False
+                continue
+            load_hi = trial
+            state: SleepState = "off" if cfg.horizon >= cfg.off_after_periods else "deep_sleep"
+            self._memo[i] = _SleepMemo(prb_at_sleep=float(prb[i]), nb_at_sleep=self._nb_load(prb, asleep0, i))
+            worst = max(nb, key=lambda j: trial[j])
+            out.append(
+                EnergyDecision(
+                    SetCellState(cell=ids[i], state=state),
+                    f"forecast DL PRB hi80 {hi[i]:.1f}% < {cfg.sleep_below_pct:g}% for the next "
+                    f"{cfg.horizon} periods; busiest neighbour {ids[worst]} projected {trial[worst]:.1f}% "
+                    f"<= cap {cfg.neighbour_cap_pct:g}%; {len(nb)} neighbours stay awake",
+                    "own_forecast",
+                    {
+                        "forecast_hi80": float(hi[i]),
+                        "forecast_mean": float(mean[i]),
+                        "neighbour_projected": {ids[j]: round(float(trial[j]), 2) for j in nb},
+                    },
+                )
+            )
+        return out
+
+    def _projected(self, own: np.ndarray, asleep: np.ndarray) -> np.ndarray:
+        """Projected load of awake cells: own forecast plus the inflated demand of sleeping
+        cells, split over their awake neighbours by neighbour weight."""
+        g, cfg = self.graph, self.cfg
+        load = np.where(asleep, 0.0, own)
+        for i in np.flatnonzero(asleep):
+            nb = [(j, w) for j, w in zip(g.neighbours[i], g.weights[i], strict=True) if not asleep[j]]
+            if not nb:
+                continue
+            wsum = sum(w for _, w in nb)
+            for j, w in nb:
+                load[j] += cfg.sinr_inflation * own[i] * w / wsum
+        return load
+
+    def _forecast(self, history: pd.DataFrame) -> pd.DataFrame:
+        fc = self.forecaster(history, self.cfg.horizon)
+        missing = [c for c in ("cell_id", "mean", "hi80") if c not in fc.columns]
+        if missing:
+            raise UserError(f"forecaster returned no {missing} column(s); needs cell_id, step, mean, hi80")
+        return fc
+
+
+def persistence_forecaster(window: int = 4) -> Forecaster:
+    """Naive (persistence) forecast: mean = the last value; hi80 = the last value plus the
+    largest rise seen between consecutive periods in the last ``window`` periods. The fallback
+    when no trained forecaster (mobileai.ai4net.forecast) is given."""
+
+    def forecast(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+        wide = history.pivot_table(index="period", columns="cell_id", values="prb_dl", aggfunc="last")
+        last = wide.iloc[-1]
+        rise = wide.tail(window + 1).diff().clip(lower=0).max().fillna(0.0)
+        rows = []
+        for step in range(1, horizon + 1):
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "cell_id": wide.columns,
+                        "step": step,
+                        "mean": last.to_numpy(),
+                        "hi80": (last + rise * step).clip(upper=100.0).to_numpy(),
+                    }
+                )
+            )
+        return pd.concat(rows, ignore_index=True)
+
+    return forecast

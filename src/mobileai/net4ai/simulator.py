@@ -1,0 +1,553 @@
+"""Run an AI workload over the twin's radio: record per-UE radio state, then play every task.
+
+1. :func:`record_radio` steps the twin and keeps, for the UEs that run AI tasks, the available
+   uplink and downlink rate per 100 ms step (:func:`~mobileai.net4ai.uplink.available_rate_bps`)
+   and the serving site. A real-trace variant (:func:`~mobileai.net4ai.uplink.replay_uplinks`)
+   swaps in measured uplink series.
+2. :func:`simulate` plays the workload for one policy over that record. Per step: MEC queues,
+   background load and failures advance; the predictor sees the rates of the finished step only;
+   tasks that arrived in the step are decided in one vectorised call; their outcome is realised on
+   the *recorded future* of their UE's radio (the uplink transfer integrates the per-step rate,
+   FIFO per UE behind its earlier uploads; the AI tensors get the UE's rate minus its
+   higher-priority side flows), node queues (pooled FIFO work backlog) and device state (queue,
+   thermal throttling, battery). The radio-aware policy also re-checks its uploads in progress
+   each step (service continuity): after a handover or when the rate fell below half of what it
+   planned with, an upload that now looks late is abandoned for on-device execution if that
+   finishes earlier.
+
+Simplifications (wave 1): the AI tasks' own uplink bits are not fed back into the twin's
+scheduler (the rate estimate treats them as an extra PF user instead); a task's server work
+joins the node backlog at decision time; device speed is the one at decision time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mobileai.compute.nodes import ComputeLayer, DeviceFleet
+from mobileai.compute.profiles import load_profile, reference_cpu_flops_per_s
+from mobileai.compute.workloads import ArrivalProcess, Workload
+from mobileai.net4ai.offload import (
+    DL_ACCESS_S,
+    UL_ACCESS_S,
+    DecisionInputs,
+    OptionTable,
+    build_options,
+    decide,
+    device_params,
+)
+from mobileai.net4ai.qos import FIVE_QI, MODALITY_5QI
+from mobileai.net4ai.uplink import UplinkPredictor, available_rate_bps
+
+#: Steps of radio history recorded before the first task (predictor warm-up).
+WARMUP_STEPS = 20
+
+
+@dataclass
+class RadioRecord:
+    """Per-step radio state of the AI UEs: rates [T, U] bit/s, serving site [T, U]."""
+
+    dt: float
+    ul_bps: np.ndarray
+    dl_bps: np.ndarray
+    site: np.ndarray
+    site_x: np.ndarray
+    site_y: np.ndarray
+    ue_ids: np.ndarray  # twin UE index of each column
+    source: str = "twin"
+
+    @property
+    def steps(self) -> int:
+        return self.ul_bps.shape[0]
+
+    def with_uplink(self, ul_bps: np.ndarray, source: str) -> RadioRecord:
+        if ul_bps.shape != self.ul_bps.shape:
+            raise ValueError(f"uplink series must be {self.ul_bps.shape} (got {ul_bps.shape})")
+        return RadioRecord(
+            self.dt, ul_bps, self.dl_bps, self.site, self.site_x, self.site_y, self.ue_ids, source
+        )
+
+
+@dataclass
+class Members:
+    """Which twin UEs run which class: column in the radio record, class, device kind."""
+
+    col: np.ndarray
+    cls: np.ndarray
+    device_classes: tuple[str, ...]
+    kind: np.ndarray
+
+
+def assign_members(
+    workload: Workload, service: np.ndarray, service_names: tuple[str, ...]
+) -> tuple[np.ndarray, Members]:
+    """Pick the twin UEs of every class (seeded); returns (twin UE ids, members)."""
+    rng = np.random.default_rng(workload.seed)
+    taken = np.zeros(len(service), bool)
+    ids, cls = [], []
+    for c, tc in enumerate(workload.classes):
+        pool = np.flatnonzero(np.isin(service, [service_names.index(s) for s in tc.ue_services]) & ~taken)
+        pick = rng.permutation(pool)[: round(tc.ue_share * len(pool))]
+        taken[pick] = True
+        ids.append(pick)
+        cls.append(np.full(len(pick), c))
+    ue_ids = np.concatenate(ids).astype(np.int64)
+    devs = tuple(sorted({tc.device for tc in workload.classes}))
+    cls_arr = np.concatenate(cls).astype(np.int64)
+    kind = np.array([devs.index(workload.classes[c].device) for c in cls_arr], dtype=np.int64)
+    return ue_ids, Members(np.arange(len(ue_ids)), cls_arr, devs, kind)
+
+
+def record_radio(
+    twin, ue_ids: np.ndarray, steps: int, on_step: Callable[[int], None] | None = None
+) -> RadioRecord:
+    """Step ``twin`` ``steps`` times and record the AI UEs' radio state."""
+    ul = np.zeros((steps, len(ue_ids)))
+    dl = np.zeros((steps, len(ue_ids)))
+    site = np.zeros((steps, len(ue_ids)), np.int64)
+    cell_site = (
+        twin.cells.site.cpu().numpy() if hasattr(twin.cells.site, "cpu") else np.asarray(twin.cells.site)
+    )
+    for k in range(steps):
+        twin.step()
+        links = twin.ue_links()
+        ul[k] = available_rate_bps(links, twin.n_cells, "ul")[ue_ids]
+        dl[k] = available_rate_bps(links, twin.n_cells, "dl")[ue_ids]
+        site[k] = cell_site[links["serving"][ue_ids]]
+        if on_step is not None:
+            on_step(k)
+    cx = twin.cells.x.cpu().numpy() if hasattr(twin.cells.x, "cpu") else np.asarray(twin.cells.x)
+    cy = twin.cells.y.cpu().numpy() if hasattr(twin.cells.y, "cpu") else np.asarray(twin.cells.y)
+    n_sites = int(cell_site.max()) + 1
+    sx = np.array([cx[cell_site == s].mean() for s in range(n_sites)])
+    sy = np.array([cy[cell_site == s].mean() for s in range(n_sites)])
+    return RadioRecord(twin.dt, ul, dl, site, sx, sy, np.asarray(ue_ids))
+
+
+class _Uplinks:
+    """Cumulative-bits curves of every UE, flattened so one searchsorted finds transfer ends."""
+
+    def __init__(self, rate_bps: np.ndarray, dt: float) -> None:
+        t, u = rate_bps.shape
+        self.dt, self.t_steps, self.u = dt, t, u
+        self.rate = rate_bps
+        cum = np.zeros((t + 1, u))
+        np.cumsum(rate_bps * dt, axis=0, out=cum[1:])
+        self.cum = cum
+        self.big = float(cum[-1].max()) * 2.0 + 1e6
+        self.flat = (cum.T + (np.arange(u) * self.big)[:, None]).ravel()
+
+    def bits_at(self, ue: np.ndarray, t: np.ndarray) -> np.ndarray:
+        j = np.clip((t / self.dt).astype(np.int64), 0, self.t_steps - 1)
+        return self.cum[j, ue] + self.rate[j, ue] * np.clip(t - j * self.dt, 0.0, self.dt)
+
+    def finish(self, ue: np.ndarray, t0: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        """Time at which ``bits`` sent from ``t0`` are through (inf if not within the record)."""
+        target = self.bits_at(ue, t0) + bits
+        pos = np.searchsorted(self.flat, target + ue * self.big, side="left")
+        j = pos - ue * (self.t_steps + 1)  # index into cum of the UE
+        ok = (j >= 1) & (j <= self.t_steps)
+        jj = np.clip(j - 1, 0, self.t_steps - 1)
+        r = self.rate[jj, ue]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = jj * self.dt + (target - self.cum[jj, ue]) / r
+        t = np.maximum(t, t0)
+        return np.where(ok & (bits > 0), t, np.where(bits > 0, np.inf, t0))
+
+
+@dataclass
+class Outcomes:
+    """One row per task (numpy columns) and run-level facts."""
+
+    columns: dict[str, np.ndarray]
+    decision_s: list[float] = field(default_factory=list)
+    decision_batch: list[int] = field(default_factory=list)
+    tensor_bits: np.ndarray | None = None  # [T, U] AI tensor bits offered per step
+    node_busy_s: np.ndarray | None = None
+
+
+def simulate(
+    workload: Workload,
+    members: Members,
+    radio: RadioRecord,
+    policy: str,
+    seed: int = 0,
+    continuity: bool | None = None,
+) -> Outcomes:
+    """Play ``workload`` for ``policy`` over ``radio`` (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    dt, t_steps, n_ue = radio.dt, radio.steps, len(members.col)
+    classes = workload.classes
+    compute = ComputeLayer.over_sites(workload.edge, radio.site_x, radio.site_y, seed + 1)
+    opt: OptionTable = build_options(list(classes), compute.n_nodes)
+    fleet = DeviceFleet.create(members.kind, members.device_classes, np.random.default_rng(seed + 2))
+    dev = device_params(members.device_classes, members.kind)
+    ref = reference_cpu_flops_per_s()
+    continuity = (policy == "radio_aware") if continuity is None else continuity
+    # side flows above the tensors' priority take their rate first (qos.py strict priority)
+    tensor_prio = FIVE_QI[MODALITY_5QI["tensors"]].priority
+    side = np.zeros(n_ue)
+    for c, tc in enumerate(classes):
+        hp = sum(
+            getattr(tc.flows, f"{m}_bps")
+            for m in ("control", "audio", "video")
+            if FIVE_QI[MODALITY_5QI[m]].priority < tensor_prio
+        )
+        side[members.cls == c] = hp
+    ul_eff = np.maximum(radio.ul_bps - side[None, :], 0.0)
+    uplinks = _Uplinks(ul_eff, dt)
+    pred = UplinkPredictor(n_ue, dt)
+    procs = [
+        ArrivalProcess(tc.arrival, int((members.cls == c).sum()), np.random.default_rng([seed, c]))
+        for c, tc in enumerate(classes)
+    ]
+    class_cols = [np.flatnonzero(members.cls == c) for c in range(len(classes))]
+    profiles = [load_profile(tc.model) for tc in classes]
+    full_dev_cpu = np.array([p.cpu_s.sum() for p in profiles])
+    deadline = np.array([tc.deadline_ms / 1e3 for tc in classes])
+    dev_free = np.zeros(n_ue)
+    ul_free = np.zeros(n_ue)
+    cols: dict[str, list[np.ndarray]] = {
+        k: []
+        for k in (
+            "cls",
+            "ue",
+            "t_arrival",
+            "option",
+            "split",
+            "node",
+            "done",
+            "up_bytes",
+            "dev_energy_j",
+            "ul_s",
+            "compute_s",
+            "server_s",
+            "net_delay_s",
+            "lost",
+            "fell_back",
+            "p_meet",
+            "est_s",
+        )
+    }
+    out = Outcomes({})
+    tensor_bits = np.zeros((t_steps, n_ue))
+    # in-flight uploads of the continuity check (task ids into the concatenated rows)
+    live: dict[str, np.ndarray] = {}
+    rows_so_far = 0
+    prev_site = radio.site[0].copy()
+    for k in range(t_steps):
+        now = k * dt
+        failed = compute.step(now, dt)
+        if k > 0:
+            pred.update(radio.ul_bps[k - 1])
+        handover = radio.site[k - 1] != prev_site if k > 0 else np.zeros(n_ue, bool)
+        if k > 0:
+            prev_site = radio.site[k - 1]
+        if k < WARMUP_STEPS:
+            continue
+        # ---- arrivals of this step
+        parts = []
+        for c, proc in enumerate(procs):
+            i, t = proc.step(now, dt)
+            parts.append((class_cols[c][i], t, np.full(len(i), c)))
+        ue = np.concatenate([p[0] for p in parts]).astype(np.int64)
+        t_arr = np.concatenate([p[1] for p in parts])
+        cls = np.concatenate([p[2] for p in parts]).astype(np.int64)
+        # ---- service continuity for uploads in progress (radio-aware only)
+        compute_s_step = np.zeros(n_ue)
+        tx_s_step = np.zeros(n_ue)
+        if continuity and live:
+            _continuity_check(
+                live,
+                cols,
+                now,
+                k,
+                radio,
+                uplinks,
+                pred,
+                handover,
+                dev_free,
+                ul_free,
+                fleet,
+                dev,
+                full_dev_cpu,
+                ref,
+                compute,
+                failed,
+                compute_s_step,
+            )
+        if len(ue) == 0:
+            fleet.spend(compute_s_step, tx_s_step, dt)
+            continue
+        # ---- decisions (one vectorised call, timed)
+        speed = fleet.speed()
+        p = pred.predict()
+        site_now = radio.site[k - 1]
+        x = DecisionInputs(
+            cls=cls,
+            deadline_s=deadline[cls],
+            wait_dev_s=np.maximum(dev_free[ue] - t_arr, 0.0),
+            dev_flops=dev["flops"][ue] * speed[ue],
+            dev_memory_bytes=dev["memory_bytes"][ue],
+            dev_power_w=dev["power_w"][ue],
+            tx_power_w=dev["tx_power_w"][ue],
+            soc=fleet.soc[ue],
+            wait_ul_s=np.maximum(ul_free[ue] - t_arr, 0.0),
+            mu=p.mu[ue],
+            sigma=p.sigma[ue],
+            p_out=p.p_out[ue],
+            mean_bps=p.mean_bps[ue],
+            dl_bps=radio.dl_bps[k - 1, ue],
+            one_way_s=compute.one_way_s(site_now[ue]),
+            serving_edge=compute.site_edge[site_now[ue]],
+            node_wait_s=compute.wait_s(),
+            node_up=compute.up.copy(),
+            node_flops=compute.flops_per_s,
+            node_overhead_s=compute.block_overhead_s,
+            transport_bps=compute.transport_gbps() * 1e9,
+            ref_flops=ref,
+        )
+        t0 = time.perf_counter()
+        dec = decide(policy, opt, x)
+        out.decision_s.append(time.perf_counter() - t0)
+        out.decision_batch.append(len(ue))
+        col = dec.option
+        split = opt.split[cls, col]
+        node = opt.node[cls, col]
+        remote = node >= 0
+        bits = opt.up_bytes[cls, col] * 8.0 * remote
+        dev_cpu = opt.dev_cpu_s[cls, col]
+        # ---- realisation, in rounds so that tasks of one UE queue behind each other
+        n = len(ue)
+        done = np.zeros(n)
+        ul_s = np.zeros(n)
+        comp_s = np.zeros(n)
+        srv_s = np.zeros(n)
+        net_s = np.zeros(n)
+        energy = np.zeros(n)
+        lost = np.zeros(n, bool)
+        tx_from = t_arr.copy()
+        rank = _rank_within(ue)
+        for r in range(int(rank.max()) + 1):
+            m = np.flatnonzero(rank == r)
+            u = ue[m]
+            d_t = dev_cpu[m] * ref / (dev["flops"][u] * speed[u])
+            start = np.maximum(t_arr[m], dev_free[u])
+            dev_end = start + d_t
+            dev_free[u] = dev_end
+            comp_s[m] = d_t
+            energy[m] = d_t * dev["power_w"][u]
+            compute_s_step[u] += d_t
+            rem = remote[m]
+            done[m] = dev_end
+            if not rem.any():
+                continue
+            mr, ur = m[rem], u[rem]
+            access = rng.exponential(UL_ACCESS_S, len(mr))
+            tx_start = np.maximum(dev_end[rem], ul_free[ur]) + access
+            stuck = ~np.isfinite(tx_start)
+            tx_end = np.full(len(mr), np.inf)
+            tx_end[~stuck] = uplinks.finish(ur[~stuck], tx_start[~stuck], bits[mr][~stuck])
+            tx_from[mr] = tx_start
+            ul_free[ur] = np.where(np.isfinite(tx_end), tx_end, np.inf)  # stuck: busy to the end
+            with np.errstate(invalid="ignore"):
+                tx_busy = np.where(
+                    np.isfinite(tx_end), tx_end - tx_start, np.maximum(t_steps * dt - tx_start, 0.0)
+                )
+            energy[mr] += tx_busy * dev["tx_power_w"][ur]
+            tx_s_step[ur] += tx_busy
+            ul_s[mr] = tx_end - dev_end[rem]
+            np.add.at(tensor_bits, (min(k, t_steps - 1), ur), bits[mr])
+            j = node[mr]
+            kk = np.clip((np.where(np.isfinite(tx_end), tx_end, 0) / dt).astype(np.int64), 0, t_steps - 1)
+            ow_up = compute.one_way_s(radio.site[kk, ur])[np.arange(len(mr)), j]
+            arrive = tx_end + ow_up + bits[mr] / (compute.transport_gbps()[j] * 1e9)
+            srv_t = opt.srv_cpu_s[cls[mr], col[mr]] * ref / compute.flops_per_s[j] + (
+                opt.srv_blocks[cls[mr], col[mr]] * compute.block_overhead_s[j]
+            )
+            # pooled FIFO: backlog now + earlier tasks of this round at the same node
+            order = np.lexsort((arrive, j))
+            work = srv_t[order]
+            csum = np.cumsum(work)
+            grp_start = np.searchsorted(j[order], j[order], side="left")
+            before = csum - work - np.concatenate(([0.0], csum))[grp_start]
+            cap = compute.servers[j[order]] * (1.0 - compute.background[j[order]])
+            wait_o = np.maximum((compute.backlog_s[j[order]] + before) / cap - (arrive[order] - now), 0.0)
+            wait = np.empty_like(wait_o)
+            wait[order] = wait_o
+            np.add.at(compute.backlog_s, j, srv_t)
+            srv_end = arrive + wait + srv_t
+            k2 = np.clip((np.where(np.isfinite(srv_end), srv_end, 0) / dt).astype(np.int64), 0, t_steps - 1)
+            ow_dn = compute.one_way_s(radio.site[k2, ur])[np.arange(len(mr)), j]
+            dl = np.maximum(radio.dl_bps[k2, ur], 1e3)
+            fin = (
+                srv_end + ow_dn + opt.result_bytes[cls[mr]] * 8.0 / dl + rng.exponential(DL_ACCESS_S, len(mr))
+            )
+            down = ~compute.up[j]
+            lost[mr] = down | ~np.isfinite(fin)
+            done[mr] = fin
+            srv_s[mr] = srv_t
+            net_s[mr] = ow_up + ow_dn + wait
+        fleet.spend(compute_s_step, tx_s_step, dt)
+        ids = rows_so_far + np.arange(n)
+        rows_so_far += n
+        for name, val in (
+            ("cls", cls),
+            ("ue", ue),
+            ("t_arrival", t_arr),
+            ("option", col),
+            ("split", split),
+            ("node", node),
+            ("done", done),
+            ("up_bytes", bits / 8.0),
+            ("dev_energy_j", energy),
+            ("ul_s", ul_s),
+            ("compute_s", comp_s),
+            ("server_s", srv_s),
+            ("net_delay_s", net_s),
+            ("lost", lost),
+            ("fell_back", np.zeros(n, bool)),
+            ("p_meet", dec.p_meet),
+            ("est_s", dec.est_latency_s),
+        ):
+            cols[name].append(np.asarray(val))
+        if continuity:
+            keep = remote & ~lost
+            _append_live(
+                live,
+                ids[keep],
+                ue[keep],
+                cls[keep],
+                t_arr[keep] + deadline[cls[keep]],
+                done[keep],
+                tx_from[keep],
+                bits[keep],
+                np.exp(p.mu[ue[keep]]),
+                site_now[ue[keep]],
+                node[keep],
+            )
+    columns = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in cols.items()}
+    out.columns = _finish_columns(columns, workload, members, dt * t_steps)
+    out.tensor_bits = tensor_bits
+    out.node_busy_s = compute.busy_s.copy()
+    return out
+
+
+def _rank_within(ue: np.ndarray) -> np.ndarray:
+    """0 for a UE's first task in the batch, 1 for its second, ... (batch sorted by time)."""
+    order = np.argsort(ue, kind="stable")
+    su = ue[order]
+    first = np.searchsorted(su, su, side="left")
+    rank = np.empty(len(ue), np.int64)
+    rank[order] = np.arange(len(ue)) - first
+    return rank
+
+
+def _append_live(live: dict, ids, ue, cls, due, done, tx_from, bits, rate_plan, site, node) -> None:
+    new = {
+        "id": ids,
+        "ue": ue,
+        "cls": cls,
+        "due": due,
+        "done": done,
+        "tx_from": tx_from,
+        "bits": bits,
+        "rate_plan": rate_plan,
+        "site": site,
+        "node": node,
+    }
+    for key, v in new.items():
+        live[key] = np.concatenate((live[key], v)) if key in live else v
+
+
+def _continuity_check(
+    live,
+    cols,
+    now,
+    k,
+    radio,
+    uplinks,
+    pred,
+    handover,
+    dev_free,
+    ul_free,
+    fleet,
+    dev,
+    full_dev_cpu,
+    ref,
+    compute,
+    failed,
+    compute_s_step,
+) -> None:
+    """Abandon uploads that now look late for on-device execution when that finishes earlier."""
+    alive = live["done"] > now
+    for key in live:
+        live[key] = live[key][alive]
+    if len(live["id"]) == 0:
+        return
+    ue = live["ue"]
+    rate_now = radio.ul_bps[k - 1, ue]
+    moved = radio.site[k - 1, ue] != live["site"]
+    degraded = rate_now < 0.5 * live["rate_plan"]
+    node_down = ~compute.up[live["node"]]
+    check = moved | degraded | node_down
+    if not check.any():
+        return
+    idx = np.flatnonzero(check)
+    u = ue[idx]
+    sent = np.maximum(
+        uplinks.bits_at(u, np.full(len(idx), now)) - uplinks.bits_at(u, live["tx_from"][idx]), 0.0
+    )
+    remaining = np.maximum(live["bits"][idx] - sent, 0.0)
+    uploading = remaining > 0
+    p = pred.predict()
+    rate = np.exp(p.mu[u])
+    remote_eta = np.where(node_down[idx], np.inf, now + remaining / np.maximum(rate, 1e3) + 0.01)
+    speed = fleet.speed()[u]
+    local_eta = np.maximum(now, dev_free[u]) + full_dev_cpu[live["cls"][idx]] * ref / (
+        dev["flops"][u] * speed
+    )
+    deadline_at = live["due"][idx]
+    go = uploading & (remote_eta > deadline_at) & (local_eta < remote_eta)
+    if not go.any():
+        return
+    sel = idx[go]
+    ug = ue[sel]
+    t_dev = local_eta[go] - np.maximum(now, dev_free[ug])
+    dev_free[ug] = local_eta[go]
+    ul_free[ug] = now
+    compute_s_step[ug] += t_dev
+    _patch(cols, live["id"][sel], local_eta[go], t_dev * dev["power_w"][ug], sent[go] / 8.0)
+    live["done"][sel] = now  # no longer in flight
+
+
+def _patch(cols, ids: np.ndarray, done: np.ndarray, extra_energy: np.ndarray, up_bytes: np.ndarray) -> None:
+    """Rewrite finished rows of tasks that fell back (rows live in per-step chunks)."""
+    sizes = np.array([len(a) for a in cols["done"]])
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    chunk = np.searchsorted(starts, ids, side="right") - 1
+    for c in np.unique(chunk):
+        m = chunk == c
+        off = ids[m] - starts[c]
+        cols["done"][c][off] = done[m]
+        cols["dev_energy_j"][c][off] += extra_energy[m]
+        cols["up_bytes"][c][off] = up_bytes[m]
+        cols["fell_back"][c][off] = True
+        cols["lost"][c][off] = False
+        cols["node"][c][off] = -1
+
+
+def _finish_columns(c: dict[str, np.ndarray], workload: Workload, members: Members, horizon_s: float) -> dict:
+    cls = c["cls"].astype(np.int64)
+    deadline = np.array([tc.deadline_ms / 1e3 for tc in workload.classes])[cls] if len(cls) else np.zeros(0)
+    e2e = c["done"] - c["t_arrival"]
+    delivered = ~c["lost"].astype(bool) & np.isfinite(c["done"]) & (c["done"] <= horizon_s)
+    c["e2e_s"] = np.where(delivered, e2e, np.inf)
+    c["deadline_s"] = deadline
+    c["met"] = delivered & (e2e <= deadline)
+    c["delivered"] = delivered
+    return c

@@ -1,0 +1,288 @@
+"""Per-UE uplink rate: what an AI flow can get now, a calibrated prediction of it, and real traces.
+
+**Available rate.** The twin's PF scheduler serves the UE's *own* traffic; an AI task adds a new
+flow. We estimate the rate that flow gets as an extra PF user of the serving cell:
+
+    R = peak_ul x max(1 - cell_ul_util, 1 / (n_active + 1)) x in_service
+
+``peak_ul`` is the rate with all PRBs of the cell's uplink TDD share (TS 38.214 link adaptation in
+the twin), ``1 - util`` the PRBs nobody uses, and ``1 / (n_active + 1)`` the time share a new
+user gets from a PF scheduler among ``n_active`` backlogged users of similar average rate (the
+equal-share property of proportional fairness, Kelly 1997; Jalali et al., VTC 2000). The larger
+of the two is taken because the scheduler hands idle PRBs to whoever has data. ``in_service`` is
+false during handover interruption and RLF recovery, so the rate is 0 then.
+
+**Prediction.** :class:`UplinkPredictor` keeps, per UE, exponentially weighted mean and variance
+of log R (a log-normal rate model, the usual fit for throughput distributions, e.g. Raca et al.,
+"Beyond throughput, the next generation: a 5G dataset with channel and context metrics", ACM
+MMSys 2020) and the outage probability (share of samples at R = 0). The predictive law for the
+next interval is log R ~ N(m, (k s)^2) with probability 1 - p_out, else 0. The scale factor k is
+adapted online so that the central 80 % interval covers 80 % of what follows: adaptive conformal
+inference (Gibbs and Candès, "Adaptive conformal inference under distribution shift", NeurIPS
+2021) applied to the interval width. The baseline is the single measured bandwidth of
+Neurosurgeon (Kang et al., ASPLOS 2017): one number, the recent mean rate.
+
+**Real traces.** :func:`load_cork5g` reads the Cork 5G production dataset (Raca et al., MMSys
+2020): 1-second UE traces with DL/UL bitrate, RSRP, SNR, CQI and the serving CellID while
+static and driving. Its ``Download`` traces hold a greedy TCP download, so their DL bitrate is a
+measured capacity series; their UL bitrate is TCP acknowledgements (not capacity).
+:func:`calibration_on_traces` scores the predictor's intervals on both series;
+:func:`replay_uplinks` turns the capacity series into per-UE uplink traces for the benchmark.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.special import ndtri
+
+from mobileai.errors import UserError
+
+#: Rates below this are treated as an outage (bit/s).
+OUTAGE_BPS = 1e3
+#: Floor of the per-UE log-rate standard deviation (a few samples must not claim certainty).
+MIN_LOG_STD = 0.05
+#: Innovations beyond this many standard deviations are clipped (Huber), in the mean update.
+HUBER_K = 2.0
+#: Central interval the adaptive scale targets.
+INTERVAL = 0.8
+
+
+def available_rate_bps(links: dict[str, np.ndarray], n_cells: int, direction: str = "ul") -> np.ndarray:
+    """The rate a new AI flow of each UE would get now (see the module docstring)."""
+    serving = links["serving"]
+    active = links[f"served_{direction}_bps"] > 0
+    n_act = np.bincount(serving[active], minlength=n_cells)[serving]
+    share = np.maximum(1.0 - links[f"cell_{direction}_util"], 1.0 / (n_act + 1.0))
+    return links[f"peak_{direction}_bps"] * share * links["in_service"]
+
+
+@dataclass
+class RatePrediction:
+    """Predictive law of each UE's rate over the next interval."""
+
+    mu: np.ndarray  # mean of log rate
+    sigma: np.ndarray  # std of log rate (scaled)
+    p_out: np.ndarray  # probability of an outage (rate 0)
+    mean_bps: np.ndarray  # single-number baseline: recent mean rate
+
+    def quantile(self, q: float) -> np.ndarray:
+        """Rate quantile q of the non-outage part, bit/s."""
+        return np.exp(self.mu + self.sigma * ndtri(q))
+
+
+class UplinkPredictor:
+    """Vectorised per-UE log-normal rate predictor with an adaptively calibrated width.
+
+    ``half_life_s`` sets the EWMA memory; ``gamma`` the step of the adaptive width update;
+    ``mean_window_s`` the memory of the single-bandwidth baseline's mean.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        dt_s: float,
+        half_life_s: float = 1.0,
+        gamma: float = 0.05,
+        mean_window_s: float = 10.0,
+    ) -> None:
+        if n < 0 or not dt_s > 0:
+            raise ValueError(f"need n >= 0 and dt_s > 0 (got {n}, {dt_s})")
+        self.n, self.dt = n, dt_s
+        self.a = 1.0 - 0.5 ** (dt_s / half_life_s)
+        self.a_mean = 1.0 - math.exp(-dt_s / mean_window_s)
+        self.gamma = gamma
+        self.m = np.zeros(n)
+        self.v = np.ones(n)
+        self.p_out = np.zeros(n)
+        self.mean = np.zeros(n)
+        self.seen = np.zeros(n, dtype=bool)
+        self.scale = 1.0
+        self._z = float(ndtri(0.5 + INTERVAL / 2))
+
+    def predict(self) -> RatePrediction:
+        sigma = self.scale * np.sqrt(np.maximum(self.v, MIN_LOG_STD**2))
+        return RatePrediction(self.m.copy(), sigma, self.p_out.copy(), self.mean.copy())
+
+    def update(self, rate_bps: np.ndarray, idx: np.ndarray | None = None) -> None:
+        """Observe the rates of UEs ``idx`` (all UEs when None) over the last interval."""
+        idx = np.arange(self.n) if idx is None else idx
+        r = np.asarray(rate_bps, dtype=np.float64)
+        out = r < OUTAGE_BPS
+        first = ~self.seen[idx]
+        # adaptive width: did the central interval of the previous prediction cover this sample?
+        ok = ~out & ~first
+        if ok.any():
+            lr = np.log(r[ok])
+            sig = self.scale * np.sqrt(np.maximum(self.v[idx][ok], MIN_LOG_STD**2))
+            miss = np.abs(lr - self.m[idx][ok]) > self._z * sig
+            self.scale *= math.exp(self.gamma * (miss.mean() - (1.0 - INTERVAL)))
+            self.scale = min(max(self.scale, 0.2), 20.0)
+        lr_all = np.log(np.maximum(r, OUTAGE_BPS))
+        m, v = self.m[idx], self.v[idx]
+        a = np.where(first, 1.0, self.a)
+        upd = ~out | first
+        # Huber-clipped innovation: one deep fade must not drag the log-mean far down
+        lim = HUBER_K * np.sqrt(np.maximum(v, MIN_LOG_STD**2))
+        d = np.clip(lr_all - m, -lim, lim)
+        m_new = np.where(upd, m + a * d, m)
+        v_new = np.where(first, 0.25, np.where(upd, (1 - a) * (v + a * d * d), v))
+        self.m[idx], self.v[idx] = m_new, v_new
+        self.p_out[idx] = np.where(first, out * 1.0, self.p_out[idx] + self.a * (out - self.p_out[idx]))
+        am = np.where(first, 1.0, self.a_mean)
+        self.mean[idx] = self.mean[idx] + am * (r - self.mean[idx])
+        self.seen[idx] = True
+
+
+# --------------------------------------------------------------------------- Cork 5G traces
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One 1-second trace: capacity (DL bitrate of a greedy download), UL bitrate, cell changes."""
+
+    name: str
+    mobility: str  # "static" or "driving"
+    dl_bps: np.ndarray
+    ul_bps: np.ndarray
+    cell_change: np.ndarray  # bool, serving CellID differs from the previous second
+
+
+def default_cork_path() -> Path:
+    """``../shared/data/cork5g`` relative to the repository (the documented data location)."""
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data" / "cork5g"
+
+
+def load_cork5g(path: str | Path | None = None, apps: tuple[str, ...] = ("Download",)) -> list[Trace]:
+    """The Cork 5G traces of the given application folders (``Download``, ``Netflix``,
+    ``Amazon_Prime``); ``path`` is the folder holding the zip, or the zip itself."""
+    import pandas as pd
+
+    p = Path(path) if path is not None else default_cork_path()
+    zpath = p if p.suffix == ".zip" else p / "5G-production-dataset.zip"
+    if not zpath.is_file():
+        raise UserError(f"--data {p}: no Cork 5G zip (5G-production-dataset.zip) found there")
+    traces = []
+    with zipfile.ZipFile(zpath) as z:
+        for name in sorted(z.namelist()):
+            parts = name.split("/")
+            if not name.endswith(".csv") or len(parts) < 4 or parts[1] not in apps:
+                continue
+            df = pd.read_csv(io.BytesIO(z.read(name)), na_values=["-"])
+            for col in ("DL_bitrate", "UL_bitrate", "CellID"):
+                if col not in df:
+                    raise UserError(f"{zpath}:{name}: missing column {col}")
+            cell = df["CellID"].ffill().to_numpy()
+            change = np.concatenate(([False], cell[1:] != cell[:-1]))
+            traces.append(
+                Trace(
+                    name="/".join(parts[1:]),
+                    mobility="driving" if "Driving" in parts else "static",
+                    dl_bps=df["DL_bitrate"].fillna(0).to_numpy(np.float64) * 1e3,
+                    ul_bps=df["UL_bitrate"].fillna(0).to_numpy(np.float64) * 1e3,
+                    cell_change=change,
+                )
+            )
+    if not traces:
+        raise UserError(f"{zpath}: no traces for {apps}")
+    return traces
+
+
+def calibration_on_traces(traces: list[Trace], series: str = "dl_bps", warmup: int = 10) -> dict:
+    """Score one-step-ahead (1 s) predictions on each trace, all traces stepped together.
+
+    Returns coverage of the central 50 % / 80 % / 90 % intervals (target: nominal), the median
+    absolute log error of the median prediction, and for the baselines (last value; the
+    single-bandwidth mean of Neurosurgeon) their median absolute log error, split by mobility.
+    """
+    length = max(len(t.dl_bps) for t in traces)
+    n = len(traces)
+    x = np.full((length, n), np.nan)
+    for j, t in enumerate(traces):
+        x[: len(t.dl_bps), j] = getattr(t, series)
+    pred = UplinkPredictor(n, dt_s=1.0, half_life_s=3.0, mean_window_s=10.0)
+    levels = (0.5, 0.8, 0.9)
+    hits = {q: [] for q in levels}
+    err_ours, err_last, err_mean, groups = [], [], [], []
+    pit = []
+    last = np.full(n, np.nan)
+    mobility = np.array([t.mobility for t in traces])
+    for k in range(length):
+        alive = np.flatnonzero(~np.isnan(x[k]))
+        if k >= warmup:
+            p = pred.predict()
+            r = x[k, alive]
+            ok = r >= OUTAGE_BPS
+            ii = alive[ok]
+            lr = np.log(r[ok])
+            z = (lr - p.mu[ii]) / p.sigma[ii]
+            for q in levels:
+                hits[q].append(np.abs(z) <= ndtri(0.5 + q / 2))
+            from scipy.special import ndtr
+
+            pit.append(ndtr(z))
+            err_ours.append(np.abs(lr - p.mu[ii]))
+            err_last.append(np.abs(lr - np.log(np.maximum(last[ii], OUTAGE_BPS))))
+            err_mean.append(np.abs(lr - np.log(np.maximum(p.mean_bps[ii], OUTAGE_BPS))))
+            groups.append(mobility[ii])
+        pred.update(x[k, alive], alive)
+        last[alive] = x[k, alive]
+    g = np.concatenate(groups)
+    out: dict = {"series": series, "traces": n, "samples": len(g), "by_mobility": {}}
+    for name, mask in (
+        ("all", np.ones(len(g), bool)),
+        ("static", g == "static"),
+        ("driving", g == "driving"),
+    ):
+        if not mask.any():
+            continue
+        row = {f"coverage_{int(q * 100)}": float(np.concatenate(hits[q])[mask].mean()) for q in levels}
+        row["median_abs_log_error"] = {
+            "ours_median": float(np.median(np.concatenate(err_ours)[mask])),
+            "last_value": float(np.median(np.concatenate(err_last)[mask])),
+            "single_bandwidth_mean": float(np.median(np.concatenate(err_mean)[mask])),
+        }
+        row["samples"] = int(mask.sum())
+        out["by_mobility"][name] = row
+    hist, _ = np.histogram(np.concatenate(pit), bins=10, range=(0, 1))
+    out["pit_histogram"] = (hist / hist.sum()).round(4).tolist()
+    out["final_scale"] = pred.scale
+    return out
+
+
+def replay_uplinks(
+    traces: list[Trace],
+    n_ues: int,
+    steps: int,
+    dt_s: float,
+    level_bps: np.ndarray,
+    rng: np.random.Generator,
+    interruption_s: float = 0.05,
+) -> np.ndarray:
+    """[steps, n_ues] uplink rate series built from measured capacity traces.
+
+    UE i replays trace ``i mod len(traces)`` from a random offset (wrapping), held per second and
+    sampled every ``dt_s``; the trace is normalised by its median and multiplied by
+    ``level_bps[i]`` (the twin's median available uplink rate of that UE), so the measured
+    fluctuations, outages and cell changes are kept while the level stays the twin's (the traces
+    are LTE/5G-NSA downlink measurements, not uplink capacities). A cell change removes
+    ``interruption_s`` of service from its step (handover interruption).
+    """
+    out = np.zeros((steps, n_ues))
+    t = np.arange(steps) * dt_s
+    for i in range(n_ues):
+        tr = traces[i % len(traces)]
+        cap = tr.dl_bps
+        med = np.median(cap[cap > 0]) if (cap > 0).any() else 1.0
+        off = int(rng.integers(0, len(cap)))
+        sec = (off + np.floor(t).astype(np.int64)) % len(cap)
+        frac = np.ones(steps)
+        first_in_second = np.concatenate(([True], sec[1:] != sec[:-1]))
+        frac[first_in_second & tr.cell_change[sec]] = max(0.0, 1.0 - interruption_s / dt_s)
+        out[:, i] = cap[sec] / med * level_bps[i] * frac
+    return out

@@ -1,0 +1,278 @@
+"""Traffic forecasting (mobileai.ai4net.forecast): leak-free features, baselines, ours, intervals,
+federated training, persistence, API and CLI, on small synthetic series made here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mobileai.ai4net.forecast import NeuralConfig, NeuralForecaster, SeasonalNaive, forecast_cells
+from mobileai.ai4net.forecast.base import targets
+from mobileai.ai4net.forecast.baselines import ETSForecaster, GBMForecaster
+from mobileai.ai4net.forecast.bench import Task, run_twin_bench
+from mobileai.ai4net.forecast.data import SeriesFrame, aggregate, frame_from_kpis, neighbours_from_geometry
+from mobileai.ai4net.forecast.features import build_design
+from mobileai.ai4net.forecast.federated import Client, Update, fedavg, weighted_average
+from mobileai.ai4net.forecast.intervals import cqr_offset
+from mobileai.ai4net.forecast.metrics import coverage, mae
+from mobileai.ai4net.forecast.model import SampleSet
+from mobileai.errors import UserError
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    """Small models train fastest (and fairest to a shared machine) on one thread."""
+    torch.set_num_threads(1)
+
+
+FAST = NeuralConfig(hidden=16, epochs=6, patience=3, max_samples=4000, batch=128)
+
+
+def synthetic(
+    days: int = 6, per_day: int = 24, cells: int = 4, noise: float = 0.25, seed: int = 0
+) -> SeriesFrame:
+    """Daily profile x cell level + iid noise; cells on a line, neighbours = adjacent cells."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(days * per_day)
+    profile = 1.0 + 0.8 * np.sin(2 * np.pi * t / per_day) + 0.3 * np.cos(4 * np.pi * t / per_day)
+    level = np.linspace(5, 20, cells)
+    values = np.maximum(
+        profile[:, None] * level[None, :] * (1 + noise * rng.standard_normal((len(t), cells))), 0
+    )
+    adj = np.eye(cells, k=1) + np.eye(cells, k=-1)
+    times = pd.date_range("2026-01-01", periods=len(t), freq=pd.Timedelta(days=1) / per_day, tz="UTC")
+    return SeriesFrame(values, times, [f"C{i}" for i in range(cells)], times[1] - times[0], adj, True)
+
+
+def kpi_table(frame: SeriesFrame) -> pd.DataFrame:
+    T, N = frame.values.shape
+    return pd.DataFrame(
+        {
+            "period_start": np.repeat(frame.times.to_numpy(), N),
+            "cell_id": np.tile(frame.names, T),
+            "DRB.PdcpSduVolumeDL": frame.values.reshape(-1),
+        }
+    )
+
+
+def test_features_read_only_the_past_of_each_origin() -> None:
+    f = synthetic()
+    origins = np.array([30, 50, 70])
+    d1 = build_design(f, origins, 24, weekly=False)
+    g = SeriesFrame(f.values.copy(), f.times, f.names, f.step, f.adjacency)
+    g.values[71:] = 1e6  # change everything after the last origin
+    d2 = build_design(g, origins, 24, weekly=False)
+    np.testing.assert_array_equal(d1.X, d2.X)
+    np.testing.assert_array_equal(d1.base, d2.base)
+    assert not np.array_equal(d1.Y[-1], d2.Y[-1])  # the targets did change
+
+
+def test_seasonal_naive_uses_the_latest_observed_day() -> None:
+    f = synthetic(noise=0.0)
+    f.values[:] = np.arange(f.values.shape[0])[:, None]  # value = step index
+    p = SeasonalNaive().predict(f, np.array([47]), 30)
+    h = np.arange(1, 31)
+    expect = 47 + h - 24 * np.ceil(h / 24)
+    np.testing.assert_array_equal(p.mean[0, :, 0], expect)
+
+
+def test_ets_forecast_from_filtered_states_matches_statsmodels() -> None:
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    f = synthetic(days=5, cells=1)
+    m = ETSForecaster().fit(f, 72, 96, 24)
+    mine = m.predict(f, np.array([95]), 24).mean[0, :, 0]
+    p = m._params[0]
+    ref = ExponentialSmoothing(
+        f.values[:96, 0],
+        seasonal="add",
+        seasonal_periods=24,
+        initialization_method="known",
+        initial_level=p["initial_level"],
+        initial_seasonal=p["initial_seasons"],
+    ).fit(smoothing_level=p["smoothing_level"], smoothing_seasonal=p["smoothing_seasonal"], optimized=False)
+    np.testing.assert_allclose(mine, ref.forecast(24), rtol=1e-9)
+
+
+def test_aggregate_sums_volumes_averages_rates_and_drops_partial_periods() -> None:
+    times = pd.date_range("2026-01-01 00:15", periods=9, freq="15min", tz="UTC")
+    vals = np.arange(9, dtype=float)[:, None]
+    vol = aggregate(SeriesFrame(vals, times, ["a"], pd.Timedelta("15min"), None, True), pd.Timedelta("1h"))
+    rate = aggregate(SeriesFrame(vals, times, ["a"], pd.Timedelta("15min"), None, False), pd.Timedelta("1h"))
+    assert list(vol.times.hour) == [1]  # 00:15-00:45 and 02:00 are partial hours
+    assert vol.values[0, 0] == 3 + 4 + 5 + 6 and rate.values[0, 0] == 4.5
+
+
+def test_neighbours_from_geometry_are_the_k_nearest() -> None:
+    cells = pd.DataFrame({"cell_id": ["a", "b", "c", "d"], "x_m": [0, 100, 250, 1000], "y_m": [0, 0, 0, 0]})
+    adj = neighbours_from_geometry(cells, ["a", "b", "c", "d", "zz"], k=1)
+    assert adj[0].nonzero()[0].tolist() == [1] and adj[3].nonzero()[0].tolist() == [2]
+    assert adj[4].sum() == 0 and adj[:, 4].sum() == 0
+    assert adj[0, 1] == pytest.approx(1 / 100)
+
+
+def test_cqr_offset_reaches_the_coverage_on_calibration_data() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.standard_normal(2000)
+    lo, hi = np.full_like(y, -0.2), np.full_like(y, 0.2)  # far too narrow raw interval
+    off = cqr_offset(y, lo, hi, alpha=0.2)
+    assert coverage(y, lo - off, hi + off) >= 0.8
+    y2 = rng.standard_normal(20000)
+    assert coverage(y2, np.full_like(y2, -0.2 - off), np.full_like(y2, 0.2 + off)) == pytest.approx(
+        0.8, abs=0.02
+    )
+    with pytest.raises(ValueError):
+        cqr_offset(y, lo, hi, alpha=1.5)
+
+
+def test_ours_beats_seasonal_naive_covers_and_round_trips(tmp_path) -> None:
+    torch.manual_seed(0)
+    f = synthetic(days=7)
+    m = NeuralForecaster(FAST).fit(f, 96, 144, 24)
+    origins = np.arange(143, 167 - 24 + 1, 6)
+    y = targets(f, origins, 24)
+    ours = m.predict(f, origins, 24)
+    naive = SeasonalNaive().predict(f, origins, 24)
+    assert mae(y, ours.mean) < mae(y, naive.mean)
+    assert 0.5 <= coverage(y, ours.lo, ours.hi) <= 0.98
+    assert np.all(ours.lo <= ours.mean) and np.all(ours.mean <= ours.hi)
+    m.save(tmp_path / "m", metrics={"mae": 1.5})
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["model.json", "model.pt"]
+    back = NeuralForecaster.load(tmp_path / "m")
+    assert back.info["metrics"] == {"mae": 1.5}
+    np.testing.assert_array_equal(back.predict(f, origins, 24).mean, ours.mean)
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["cqr_offset"] == m.offset and meta["config"]["hidden"] == 16
+    with pytest.raises(UserError):
+        NeuralForecaster.load(tmp_path / "missing")
+
+
+def test_gbm_baseline_fits_and_predicts_scaled_back() -> None:
+    f = synthetic(days=6)
+    g = GBMForecaster().fit(f, 96, 120, 24)
+    p = g.predict(f, np.array([119]), 24)
+    y = targets(f, np.array([119]), 24)
+    assert p.mean.shape == (1, 24, 4) and mae(y, p.mean) < mae(y, np.zeros_like(y))
+
+
+def test_neural_config_rejects_bad_values_naming_the_field() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="hidden"):
+        NeuralConfig(hidden=0)
+    with pytest.raises(ValidationError, match="extra"):
+        NeuralConfig(hiden=8)
+
+
+def test_fedavg_averages_by_samples_and_exchanges_parameters_only() -> None:
+    a = Update("a", {"w": torch.ones(2)}, 1, 0.0)
+    b = Update("b", {"w": torch.full((2,), 4.0)}, 3, 0.0)
+    np.testing.assert_allclose(weighted_average([a, b])["w"].numpy(), [3.25, 3.25])
+    frames = [synthetic(days=5, cells=1, seed=s) for s in (1, 2)]
+    clients = [Client(f"site{i}", f, 72, 96, 24, FAST) for i, f in enumerate(frames)]
+    # a client keeps its own samples (fit and validation) and no frame; no two clients share data
+    held = [[v for v in vars(c).values() if isinstance(v, SampleSet)] for c in clients]
+    assert [len(h) for h in held] == [2, 2]
+    assert not any(isinstance(v, SeriesFrame) for c in clients for v in vars(c).values())
+    assert {id(s.X) for s in held[0]}.isdisjoint({id(s.X) for s in held[1]})
+    res = fedavg(clients, rounds=3, local_epochs=1, config=FAST)
+    assert {m["client"] for m in res.messages} == {"site0", "site1"}
+    assert all(isinstance(v, (str, int)) for m in res.messages for v in m.values())
+    assert set(res.global_params) == set(NeuralForecaster(FAST)._new_net().state_dict())
+    m = res.model_for("site0", FAST, 24)
+    p = m.predict(frames[0], np.array([95]), 24)
+    assert np.isfinite(p.mean).all() and res.offsets.keys() == {"site0", "site1"}
+
+
+def test_fine_tune_continues_from_pretrained_weights() -> None:
+    pre = NeuralForecaster(FAST).fit(synthetic(days=6, seed=3), 96, 120, 24)
+    before = {k: v.clone() for k, v in pre.net.state_dict().items()}
+    new = synthetic(days=3, cells=2, seed=4)
+    pre.fine_tune(new, 48, 72, epochs=2)
+    assert "fine_tune_val_pinball_before" in pre.info
+    assert any(not torch.equal(before[k], v) for k, v in pre.net.state_dict().items())
+
+
+def test_forecast_cells_returns_one_row_per_cell_and_period() -> None:
+    f = synthetic(days=5)
+    kpis = kpi_table(f)
+    cells = pd.DataFrame({"cell_id": f.names, "x_m": [0, 100, 200, 300], "y_m": 0.0})
+    assert frame_from_kpis(kpis, "DRB.PdcpSduVolumeDL", cells).adjacency.sum() > 0
+    df = forecast_cells(kpis, "DRB.PdcpSduVolumeDL", 6, cells=cells, config=FAST)
+    assert list(df.columns) == ["cell_id", "period_start", "mean", "lo80", "hi80"]
+    assert len(df) == 4 * 6 and set(df["cell_id"]) == set(f.names)
+    assert (df["period_start"].min() > f.times[-1]) and (df["lo80"] <= df["hi80"]).all()
+    with pytest.raises(UserError, match="not found"):
+        forecast_cells(kpis, "NoSuchKpi", 6)
+
+
+def test_twin_bench_reports_the_required_fields() -> None:
+    f = synthetic(days=4, cells=3)
+    r = run_twin_bench(task=Task("synthetic", f, 72, 24, 24), config=FAST)
+    assert set(r["mae"]) == {"ours", "seasonal_naive", "ets", "gbm"}
+    assert 0 <= r["coverage80"] <= 1 and r["latency_ms_per_cell"] > 0
+    assert set(r["targets"]) == {"mae_below_naive", "mae_below_gbm", "coverage80", "latency_ms_per_cell"}
+
+
+def test_cli_forecast_writes_forecast_and_model(tmp_path) -> None:
+    from mobileai.cli import app
+
+    f = synthetic(days=4, cells=2)
+    path = tmp_path / "kpis.parquet"
+    kpi_table(f).to_parquet(path)
+    res = CliRunner().invoke(
+        app, ["forecast", "--kpis", str(path), "--horizon", "6h", "--out", str(tmp_path / "out"), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["horizon_periods"] == 6 and summary["cells"] == 2
+    out = pd.read_parquet(tmp_path / "out" / "forecast.parquet")
+    assert len(out) == 12
+    meta = json.loads((tmp_path / "out" / "model" / "model.json").read_text())
+    assert "seasonal_naive" in meta["metrics"] and meta["kpi"] == "DRB.PdcpSduVolumeDL"
+    res2 = CliRunner().invoke(
+        app,
+        [
+            "forecast",
+            "--kpis",
+            str(path),
+            "--horizon",
+            "3h",
+            "--out",
+            str(tmp_path / "out2"),
+            "--model",
+            str(tmp_path / "out" / "model"),
+            "--json",
+        ],
+    )
+    assert res2.exit_code == 0, res2.output
+
+
+def test_cli_user_error_is_one_line_exit_2(tmp_path) -> None:
+    f = synthetic(days=2, cells=1)
+    path = tmp_path / "kpis.parquet"
+    kpi_table(f).to_parquet(path)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mobileai.cli",
+            "forecast",
+            "--kpis",
+            str(path),
+            "--kpi",
+            "Nope",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "Nope" in p.stderr
