@@ -25,6 +25,7 @@ from mobileai.ai4net.forecast.metrics import coverage, mae
 from mobileai.ai4net.forecast.model import SampleSet
 from mobileai.errors import UserError
 
+
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     """Small models train fastest (and fairest to a shared machine) on one thread."""
@@ -276,3 +277,31 @@ def test_cli_user_error_is_one_line_exit_2(tmp_path) -> None:
         timeout=120,
     )
     assert p.returncode == 2 and "Traceback" not in p.stderr and "Nope" in p.stderr
+
+
+def test_barcelona_and_milan_loaders_on_files_shaped_like_the_real_ones(tmp_path) -> None:
+    from mobileai.ai4net.forecast.bench import resolve_data
+    from mobileai.ai4net.forecast.data import load_barcelona, load_milan
+
+    bcn = tmp_path / "barcelona-lte-pdcch"
+    bcn.mkdir()
+    t = pd.date_range("2018-03-28 15:56", periods=10, freq="2min")
+    pd.DataFrame({"time": t[:7].strftime("%Y-%m-%d %H:%M:%S"), "down": np.arange(7.0)}).to_csv(
+        bcn / "ElBorn.csv", index=False
+    )
+    pd.DataFrame({"time": t[7:].strftime("%Y-%m-%d %H:%M:%S"), "down": np.arange(7.0, 10)}).to_csv(
+        bcn / "ElBorn_test.csv", index=False
+    )
+    f, test = load_barcelona(bcn, "ElBorn")
+    assert test == 7 and f.values[test, 0] == 7.0 and f.step == pd.Timedelta("2min")
+    with pytest.raises(UserError, match="allowed"):
+        load_barcelona(bcn, "Gracia")
+    mil = tmp_path / "milan-dgrn"
+    mil.mkdir()
+    np.savetxt(mil / "milan_grid_data.csv", np.ones((12, 25)), delimiter=",")
+    np.savetxt(mil / "milan_41_45_41_45_adj_mx.csv", np.eye(25, k=1), delimiter=",")
+    m = load_milan(mil)
+    assert m.values.shape == (12, 25) and m.names[6] == "sq42_42" and m.adjacency.sum() == 24
+    assert set(resolve_data(tmp_path)) == {"barcelona-lte-pdcch", "milan-dgrn"}
+    with pytest.raises(UserError, match="neither"):
+        resolve_data(tmp_path / "empty")

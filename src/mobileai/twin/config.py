@@ -159,7 +159,9 @@ class UEConfig(_Strict):
 class TimeConfig(_Strict):
     """Clock of the dynamic twin: radio step, KPI reporting period, duration, day start."""
 
-    step_ms: float = Field(100.0, ge=1, le=1000, description="Radio/scheduling step, ms.")
+    step_ms: float = Field(
+        100.0, ge=1, le=5000, description="Radio/scheduling step, ms (above 1000: coarse histories only)."
+    )
     report_period_s: float = Field(900.0, ge=1, le=86_400, description="KPI reporting period, s (15 min).")
     duration_s: float = Field(3600.0, gt=0, le=30 * 86_400, description="Simulated time, s.")
     start_hour: float = Field(0.0, ge=0, lt=24, description="Local time of day at t = 0, hours.")

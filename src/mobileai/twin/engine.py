@@ -141,7 +141,7 @@ class Twin:
         self.cand = torch.zeros(u, k, dtype=torch.long, device=dev)
         self.cand_cg = torch.zeros(u, k, **f32)
         self.l3 = torch.full((u, k), NEG, **f32)
-        self.a3_timer = torch.zeros(u, k, **f32)
+        self.a3_timer = torch.full((u, k), -1.0, **f32)  # < 0: A3 entering condition not met
         self.t310 = torch.full((u,), -1.0, **f32)  # < 0: not running
         self.oos = torch.zeros(u, dtype=torch.bool, device=dev)  # out of service after RLF / HO failure
         self.out_until = torch.zeros(u, **f32)  # no service before this time (RLF / HO)
@@ -173,8 +173,13 @@ class Twin:
         # caches (keys bump when what they depend on changes)
         self._rows = torch.arange(u, device=dev)
         self._single_carrier = bool((self.carrier == self.carrier[0]).all())
-        self._l3_a = 1.0 / 2 ** (ran.l3_filter_k / 4.0)
         self._meas_every = max(1, round(ran.measurement_period_ms / sc.time.step_ms))
+        # L3 filter a = 1/2^(k/4) assumes one sample per measurement period; with a longer
+        # sampling interval (coarse steps) it is adapted so its time constant is preserved
+        # (TS 38.331 5.5.3.2)
+        a = 1.0 / 2 ** (ran.l3_filter_k / 4.0)
+        ratio = self._meas_every * sc.time.step_ms / ran.measurement_period_ms
+        self._l3_a = 1.0 - (1.0 - a) ** max(ratio, 1.0)
         self._qout_lin = 10 ** (ran.qout_sinr_db / 10)
         self._qin_lin = 10 ** (ran.qin_sinr_db / 10)
         self._t310_s = ran.t310_ms / 1000.0
@@ -247,7 +252,7 @@ class Twin:
         src = match.to(torch.uint8).argmax(2)
         carried = old_l3.gather(1, src)
         self.l3[rows] = torch.where(has & (carried > NEG / 2), carried, new_rsrp)
-        self.a3_timer[rows] = torch.where(has, old_timer.gather(1, src), torch.zeros_like(new_rsrp))
+        self.a3_timer[rows] = torch.where(has, old_timer.gather(1, src), torch.full_like(new_rsrp, -1.0))
         self._moved[rows] = False
         self._x_at_update[rows] = self.mobility.x[rows]
         self._y_at_update[rows] = self.mobility.y[rows]
@@ -372,9 +377,12 @@ class Twin:
         below = (ctrl_lin < self._qout_lin) | ~srv_ok
         above = (ctrl_lin > self._qin_lin) & srv_ok
         t310 = self.t310
-        t310 = torch.where(in_service & below & (t310 < 0), torch.zeros_like(t310), t310)
+        # (a timer started in this step reads 0: it measures time since the first out-of-sync
+        # sample, so one bad sample never expires T310, whatever the step length)
+        starting = in_service & below & (t310 < 0)
         t310 = torch.where((t310 >= 0) & above, torch.full_like(t310, -1.0), t310)
         t310 = torch.where(t310 >= 0, t310 + dt, t310)
+        t310 = torch.where(starting, torch.zeros_like(t310), t310)
         self.t310 = t310
         rlf = in_service & (t310 >= self._t310_s)
         # 5. event A3: Mn + Ocn - Hys > Mp + Off (Ofn = Ofp = Ocp = 0), held for TTT
@@ -386,10 +394,13 @@ class Twin:
             margin = margin + self.cio_db[copy, self.serving[:, None] % n_c, self.cand % n_c]
         entering = (margin > 0) & cand_ok
         entering[rows, srv_slot] = False
-        self.a3_timer = torch.where(entering, self.a3_timer + dt, torch.zeros_like(self.a3_timer))
-        ready = (in_service & ~rlf)[:, None] & (self.a3_timer >= (self.ttt_s[self.serving] - 1e-6)[:, None])
+        # time the entering condition has held, from 0 at its first sample (TS 38.331 5.5.4.1)
+        held = torch.where(self.a3_timer >= 0, self.a3_timer + dt, torch.zeros_like(self.a3_timer))
+        self.a3_timer = torch.where(entering, held, torch.full_like(self.a3_timer, -1.0))
+        ready = in_service[:, None] & (self.a3_timer >= (self.ttt_s[self.serving] - 1e-6)[:, None])
         fire = entering & ready
         do_ho = fire.any(1)
+        rlf = rlf & ~do_ho  # a handover due in the same step pre-empts T310 expiry (coarse steps)
         if bool((do_ho | rlf).any()):
             self._mobility_events(do_ho, fire, rlf, t)
             srv_slot = self._srv_slot
@@ -517,7 +528,9 @@ class Twin:
             )
             self.t310 = torch.where(lost, torch.full_like(self.t310, -1.0), self.t310)
             self.prev_cell = torch.where(lost, torch.full_like(self.prev_cell, -1), self.prev_cell)
-        self.a3_timer = torch.where((do_ho | lost)[:, None], torch.zeros_like(self.a3_timer), self.a3_timer)
+        self.a3_timer = torch.where(
+            (do_ho | lost)[:, None], torch.full_like(self.a3_timer, -1.0), self.a3_timer
+        )
         self._srv_slot = (self.cand == self.serving[:, None]).to(torch.uint8).argmax(1)
         if not self._single_carrier:
             self._rx_key = None  # co-channel set follows the serving carrier
@@ -545,7 +558,7 @@ class Twin:
         self.counters.add_ue_columns(
             torch.where(ok, best, torch.full_like(best, self.n_cells)), {"reestab": ok.float()}
         )
-        self.a3_timer = torch.where(ok[:, None], torch.zeros_like(self.a3_timer), self.a3_timer)
+        self.a3_timer = torch.where(ok[:, None], torch.full_like(self.a3_timer, -1.0), self.a3_timer)
         self._srv_slot = (self.cand == self.serving[:, None]).to(torch.uint8).argmax(1)
 
     def _schedule(

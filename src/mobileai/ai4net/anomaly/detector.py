@@ -5,6 +5,8 @@ Two stages, both explainable:
 1. :class:`~mobileai.ai4net.anomaly.features.NormalProfile` turns each cell-period's KPIs into
    robust z-scores against what that cell does at that hour (fault-free history only);
    :func:`~mobileai.ai4net.anomaly.features.neighbour_features` adds the neighbours' z-scores.
+   Training rows are scored out of sample (:func:`cross_fitted_features`, one 24 h block held
+   out at a time), as test rows will be.
 2. A LightGBM multi-class model (Ke et al., NeurIPS 2017) maps those deviations to ``normal`` or
    one of the fault kinds (:data:`mobileai.twin.config.FAULT_KINDS`), trained on the labelled
    faults of the *training* days. A cell-period is flagged when P(any fault) >= ``threshold``.
@@ -112,7 +114,7 @@ class AnomalyModel:
         normal = np.ones(len(kpis), dtype=bool) if lab is None else (lab["overlap"].to_numpy() == 0)
         profile = NormalProfile.fit(kpis, normal, window_h=cfg.window_h)
         graph = neighbour_graph(cells, cfg.neighbours) if cells is not None else None
-        x = build_features(kpis, profile, graph)
+        x = cross_fitted_features(kpis, normal, profile, graph)
         rms = unsupervised_score(x[profile.kpis])
         unsup_thr = robust_quantile(rms[normal], cfg.unsupervised_quantile)
         model = cls(cfg, profile, graph, cells, [NORMAL], list(x.columns), None, unsup_thr)
@@ -314,6 +316,26 @@ class AnomalyModel:
             float(meta["unsupervised_threshold"]),
             meta["metrics"],
         )
+
+
+def cross_fitted_features(
+    kpis: pd.DataFrame, normal: np.ndarray, profile: NormalProfile, graph: NeighbourGraph | None
+) -> pd.DataFrame:
+    """Training features with out-of-sample z-scores: each 24 h block of the history is scored
+    by a profile learned from the other blocks, as the test day will be (an in-sample median
+    sits closer to its own points, so in-sample z-scores would be too small). With one block
+    only, the profile itself is used."""
+    block = ((kpis["period_start"] - kpis["period_start"].min()) // pd.Timedelta(days=1)).to_numpy()
+    blocks = np.unique(block)
+    if len(blocks) < 2:
+        return build_features(kpis, profile, graph)
+    parts = []
+    for b in blocks:
+        rows = block == b
+        held_out = NormalProfile.fit(kpis[~rows], normal[~rows], window_h=profile.window_h)
+        held_out.kpis = profile.kpis
+        parts.append(build_features(kpis[rows], held_out, graph).set_index(np.flatnonzero(rows)))
+    return pd.concat(parts).sort_index()
 
 
 def build_features(kpis: pd.DataFrame, profile: NormalProfile, graph: NeighbourGraph | None) -> pd.DataFrame:
