@@ -381,3 +381,48 @@ def test_cli_open_loop_on_a_kpi_export(tmp_path: Path, data: dict) -> None:
     bad = _cli("anomaly", "--kpis", tmp_path / "nope.parquet", "--out", tmp_path / "o3")
     assert bad.returncode == 2
     assert "no such file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_twin_bench_stacks_histories_and_reports_both_detectors() -> None:
+    import pyarrow as pa
+
+    from mobileai.ai4net.anomaly.bench import twin_bench
+    from mobileai.data.twin_history import History
+
+    hists = []
+    for seed in (1, 2):
+        kpis, events = synth_history(2, 12, seed=seed)
+        events = events.assign(category="fault")
+        hists.append(
+            History(
+                None,
+                pa.Table.from_pandas(kpis),
+                pa.Table.from_pandas(events),
+                pa.Table.from_pandas(synth_cells()),
+            )
+        )
+    res = twin_bench(hists, AnomalyConfig(n_estimators=60))
+    assert set(res) >= {"f1", "rca_top1", "delay_periods", "latency_ms_per_cell_period"}
+    assert res["data"]["test_faults"] == res["ours"]["faults"] >= 8
+    # the second history's test day lies 2 days after the first's
+    starts = [pd.Timestamp(s) for s in res["data"]["test_days_start"]]
+    assert starts[1] - starts[0] == pd.Timedelta(days=2)
+    assert res["f1"]["ours"] > res["f1"]["threshold"]
+    assert res["latency_ms_per_cell_period"]["median"] < 10
+
+
+def test_neighbour_features_summarise_the_neighbours() -> None:
+    from mobileai.ai4net.anomaly.features import neighbour_features
+
+    cells = pd.DataFrame({"cell_id": ["a", "b", "c"], "x_m": [0.0, 100.0, 200.0], "y_m": [0.0, 0.0, 0.0]})
+    g = neighbour_graph(cells, k=1)  # a-b, b-c (b keeps both: the graph is symmetric)
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    kpis = pd.DataFrame({"period_start": [t0] * 3 + [t0 + PERIOD] * 3, "cell_id": ["a", "b", "c"] * 2})
+    z = pd.DataFrame({"k": [1.0, 2.0, 4.0, -1.0, np.nan, 3.0]})
+    nb = neighbour_features(z, kpis, g, ["k"])
+    assert g.of("b") == ["a", "c"] or g.of("b") == ["c", "a"]
+    assert nb.loc[1, "nb_min:k"] == 1.0 and nb.loc[1, "nb_max:k"] == 4.0
+    assert 1.0 < nb.loc[1, "nb_mean:k"] < 4.0
+    assert nb.loc[0, "nb_mean:k"] == 2.0  # a's only neighbour is b
+    assert np.isnan(nb.loc[3, "nb_mean:k"])  # b is not reported in the second period
+    assert nb.loc[4, "nb_min:k"] == -1.0 and nb.loc[4, "nb_max:k"] == 3.0

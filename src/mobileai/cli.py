@@ -269,7 +269,10 @@ def run_cmd(
         def line(key: str, label: str, unit: str) -> str:
             r = rel.get(key)
             change = "" if r is None else f"  ({r:+.1%})"
-            return f"  {label:<22} {b[key]:>12,.3f}  {o[key]:>12,.3f} {unit}{change}"
+            def num(v: float | None) -> str:
+                return f"{'-':>12}" if v is None else f"{v:>12,.3f}"
+
+            return f"  {label:<22} {num(b[key])}  {num(o[key])} {unit}{change}"
 
         human = "\n".join(
             [

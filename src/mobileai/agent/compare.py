@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import yaml
 from pydantic import ValidationError
 
@@ -26,8 +27,10 @@ from mobileai.agent.audit import AuditLog, verify_audit
 from mobileai.agent.guardrails import GuardrailConfig
 from mobileai.agent.loop import LoopStats, run_loop
 from mobileai.ai4net.app import make_app
-from mobileai.data.network import TwinNetwork
+from mobileai.data.bus import Bus
+from mobileai.data.network import Observation, TwinNetwork
 from mobileai.data.rundir import RunDir, check_target
+from mobileai.data.store import Store
 from mobileai.errors import UserError, format_validation_error
 from mobileai.simulate import apply_overrides, check_duration, parse_duration, platform_info, versions
 from mobileai.twin import timeline
@@ -74,15 +77,16 @@ def _weighted_mean(tl: timeline.Timeline, name: str, weight: str) -> float:
     return float(np.sum(v[ok] * w[ok]) / np.sum(w[ok])) if ok.any() else math.nan
 
 
-def arm_totals(tl: timeline.Timeline, stats: LoopStats, sla_p5_kbps: float) -> dict[str, float | int]:
-    """The comparison table's row for one arm (definitions in docs/closed-loop.md)."""
+def arm_totals(tl: timeline.Timeline, stats: LoopStats, sla_p5_kbps: float) -> dict[str, Any]:
+    """The comparison table's row for one arm (definitions in docs/closed-loop.md); a KPI with
+    no data (e.g. no UE had DL data) is None."""
     p5 = tl.kpis.get("DRB.UEThpDl.P5")
     active = tl.kpis.get("DRB.MeanActiveUeDl")
     if p5 is None or active is None:
         sla = 0
     else:
         sla = int(np.sum(np.isfinite(p5) & (active > 0) & (p5 < sla_p5_kbps)))
-    return {
+    totals: dict[str, Any] = {
         "energy_kwh": round(_sum(tl, "PEE.Energy"), 3),
         "dl_volume_gbit": round(_sum(tl, "DRB.PdcpSduVolumeDL") / 1000.0, 3),
         "ul_volume_gbit": round(_sum(tl, "DRB.PdcpSduVolumeUL") / 1000.0, 3),
@@ -100,6 +104,7 @@ def arm_totals(tl: timeline.Timeline, stats: LoopStats, sla_p5_kbps: float) -> d
         "approvals_asked": stats.approvals_asked,
         "rollbacks": stats.rollbacks,
     }
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in totals.items()}
 
 
 def run_comparison(
@@ -155,8 +160,14 @@ def run_comparison(
             net = TwinNetwork(sc, device=device, on_step=on_step)
             arm_apps = [make_app(n, net.cells) for n in names]
             audit = AuditLog(rd.path(f"{arm}/audit.jsonl"))
+            bus = Bus()
+            store = Store(rd.path(f"{arm}/store"), run=arm, fsync=True)
+            store.attach(bus, "kpis", "events", "actions")
             t0 = time.perf_counter()
-            stats = run_loop(net, arm_apps, guard_cfg, appr, audit)
+            try:
+                stats = run_loop(net, arm_apps, guard_cfg, appr, audit, on_period=_publisher(bus, audit))
+            finally:
+                store.close()
             wall = time.perf_counter() - t0
             tw = net.twin
             tl = timeline.Timeline.from_twin(tw)
@@ -183,7 +194,9 @@ def run_comparison(
         rd.write_json("comparison.json", summary)
         from mobileai.agent.run_report import build_run_report
 
-        html, _ = build_run_report(summary, results)
+        html, figures = build_run_report(summary, results)
+        for name, png in figures.items():
+            rd.write_bytes(f"figures/{name}.png", png)
         rd.write_text("report.html", html)
         rd.write_json(
             "run.json",
@@ -207,12 +220,47 @@ def run_comparison(
     return summary
 
 
+def _cell_of(action: dict[str, Any]) -> str:
+    return str(action.get("cell", action.get("source")))
+
+
+def _publisher(bus: Bus, audit: AuditLog) -> Callable[[Observation, LoopStats], None]:
+    """Publish each period's KPIs, events and the loop's decisions to the data-plane bus."""
+    seen = [0]
+
+    def publish(obs: Observation, stats: LoopStats) -> None:
+        bus.publish("kpis", obs.kpis)
+        if obs.events.num_rows:
+            bus.publish("events", obs.events)
+        new = [r for r in audit.records[seen[0] :] if r["kind"] in ("decision", "rollback")]
+        seen[0] = len(audit.records)
+        if new:
+            start = obs.kpis.column("period_end")[0]
+            bus.publish(
+                "actions",
+                pa.table(
+                    {
+                        "period_start": pa.array([start.as_py()] * len(new), start.type),
+                        "seq": pa.array([r["seq"] for r in new], pa.int64()),
+                        "record": pa.array([r["kind"] for r in new], pa.string()),
+                        "app": pa.array([r["app"] for r in new], pa.string()),
+                        "cell_id": pa.array([_cell_of(r["action"]) for r in new], pa.string()),
+                        "action": pa.array([r["action"]["kind"] for r in new], pa.string()),
+                        "verdict": pa.array([r.get("verdict", "rolled_back") for r in new], pa.string()),
+                        "reason": pa.array([r.get("reason", "") for r in new], pa.string()),
+                    }
+                ),
+            )
+
+    return publish
+
+
 def _summary(sc, results, guard_cfg, approver: str, sla_p5_mbps: float) -> dict[str, Any]:
     base, ours = results["baseline"]["totals"], results["apps"]["totals"]
     delta = {}
     for k, b in base.items():
         o = ours[k]
-        delta[k] = None if not b or not math.isfinite(b) else round((o - b) / abs(b), 4)
+        delta[k] = None if not b or o is None else round((o - b) / abs(b), 4)
     return {
         "scenario": sc.name,
         "seed": sc.seed,

@@ -163,11 +163,8 @@ def run_loop(
                 and row is not None
                 and row.get("state") == "active"
             )
-            if why is None and goes_to_sleep:
-                if sleeping + 1 > limits.max_sleeping_share * n_cells:
-                    why = f"coverage: at most {limits.max_sleeping_share:.0%} of cells may sleep at once"
-                else:
-                    sleeping += 1
+            if why is None and goes_to_sleep and sleeping + 1 > limits.max_sleeping_share * n_cells:
+                why = f"coverage: at most {limits.max_sleeping_share:.0%} of cells may sleep at once"
             if why is None and len(to_apply) >= limits.max_actions_per_period:
                 why = f"more than {limits.max_actions_per_period} actions this period"
             if why is not None:
@@ -199,6 +196,7 @@ def run_loop(
                     )
                     continue
                 note = f"approved: {who}"
+            sleeping += int(goes_to_sleep)
             to_apply.append((app_name, d, impact, note))
         # 5. apply and audit
         results = network.apply([t[1].action for t in to_apply]) if to_apply else []

@@ -80,6 +80,8 @@ AppFactory = Callable[..., App]
 #: Built-in apps, imported on first use.
 BUILTIN_APPS: dict[str, str] = {
     "mro-rule": "mobileai.ai4net.mobility:MroRule",
+    "energy-saver": "mobileai.ai4net.energy.app:EnergySaver",
+    "energy-threshold": "mobileai.ai4net.energy.app:EnergyThreshold",
 }
 _REGISTRY: dict[str, AppFactory] = {}
 

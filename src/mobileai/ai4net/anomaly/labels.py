@@ -32,7 +32,7 @@ def fault_events(events: pd.DataFrame) -> pd.DataFrame:
 
 def period_labels(kpis: pd.DataFrame, faults: pd.DataFrame) -> pd.DataFrame:
     """Per KPI row: ``overlap`` (0..1 share of the period under any fault of its cell),
-    ``kind`` (kind with the largest overlap, None if none) and ``fault`` (its row in ``faults``,
+    ``kind`` (kind with the largest overlap, None if none) and ``fault`` (its position in ``faults``,
     -1 if none). Same index as ``kpis``."""
     ps = _naive_ms(kpis["period_start"])
     pe = _naive_ms(kpis["period_end"]) if "period_end" in kpis else None
@@ -45,7 +45,7 @@ def period_labels(kpis: pd.DataFrame, faults: pd.DataFrame) -> pd.DataFrame:
     best = np.zeros(len(kpis))
     fault = np.full(len(kpis), -1, dtype=np.int64)
     by_cell = pd.Series(np.arange(len(kpis))).groupby(cells).indices
-    for j, f in faults.iterrows():
+    for j, (_, f) in enumerate(faults.iterrows()):
         rows = by_cell.get(str(f["cell_id"]))
         if rows is None:
             continue

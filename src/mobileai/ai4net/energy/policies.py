@@ -98,6 +98,9 @@ class ThresholdConfig(BaseModel):
     )
     sleep_state: SleepState = Field("deep_sleep", description="State a cell is put in.")
     min_active_neighbours: int = Field(3, ge=0, le=32, description="Coverage guard (same as the optimiser).")
+    max_sleeping_share: float = Field(
+        1.0, ge=0, le=1, description="Never put more than this share of cells asleep at once."
+    )
 
 
 class ThresholdRule:
@@ -136,10 +139,12 @@ class ThresholdRule:
         for i in np.argsort(prb, kind="stable"):
             if asleep[i] or self._below[i] < cfg.periods:
                 continue
+            if asleep.sum() + 1 > cfg.max_sleeping_share * g.n_cells:
+                break
             if any(prb[j] > cfg.wake_neighbour_above_pct for j in _active_neighbours(g, asleep, i)):
                 continue
             asleep[i] = True
-            if not _coverage_ok(g, asleep, i, cfg.min_active_neighbours):
+            if not coverage_ok(g, asleep, i, cfg.min_active_neighbours):
                 asleep[i] = False
                 continue
             out.append(
@@ -154,7 +159,7 @@ class ThresholdRule:
         return out
 
 
-def _coverage_ok(g: NeighbourGraph, asleep: np.ndarray, i: int, min_active: int) -> bool:
+def coverage_ok(g: NeighbourGraph, asleep: np.ndarray, i: int, min_active: int) -> bool:
     """Sleeping ``i`` (already marked) leaves it and each sleeping neighbour enough awake neighbours."""
     check = [i, *[j for j in g.neighbours[i] if asleep[j]]]
     return all(len(_active_neighbours(g, asleep, k)) >= min(min_active, len(g.neighbours[k])) for k in check)
@@ -181,6 +186,12 @@ class OptimiserConfig(BaseModel):
     min_active_neighbours: int = Field(4, ge=0, le=32, description="Coverage: awake neighbours kept.")
     off_after_periods: int = Field(
         4, ge=1, le=96, description="Use 'off' when the forecast keeps the cell asleep this many periods."
+    )
+    allow_off: bool = Field(
+        True, description="False: never 'off', deep sleep only (no approval needed; wakes faster)."
+    )
+    max_sleeping_share: float = Field(
+        1.0, ge=0, le=1, description="Never plan more than this share of cells asleep at once."
     )
 
 
@@ -271,15 +282,18 @@ class ForecastOptimiser:
                 continue
             if hi[i] >= cfg.sleep_below_pct:
                 break  # sorted: no later cell qualifies on its own forecast
+            if asleep.sum() + 1 > cfg.max_sleeping_share * g.n_cells:
+                break  # the operator's cap on sleeping cells (guardrails' max_sleeping_share)
             asleep[i] = True
             trial = self._projected(hi, asleep)
             nb = _active_neighbours(g, asleep, i)
             over = [j for j in nb if trial[j] > cfg.neighbour_cap_pct]
-            if over or not nb or not _coverage_ok(g, asleep, i, cfg.min_active_neighbours):
+            if over or not nb or not coverage_ok(g, asleep, i, cfg.min_active_neighbours):
                 asleep[i] = False
                 continue
             load_hi = trial
-            state: SleepState = "off" if cfg.horizon >= cfg.off_after_periods else "deep_sleep"
+            off = cfg.allow_off and cfg.horizon >= cfg.off_after_periods
+            state: SleepState = "off" if off else "deep_sleep"
             self._memo[i] = _SleepMemo(prb_at_sleep=float(prb[i]), nb_at_sleep=self._nb_load(prb, asleep0, i))
             worst = max(nb, key=lambda j: trial[j])
             out.append(
@@ -297,6 +311,10 @@ class ForecastOptimiser:
                 )
             )
         return out
+
+    def forget(self, cell_id: str) -> None:
+        """Drop the memory of a planned sleep that did not happen (rejected or rolled back)."""
+        self._memo.pop(self.graph.index(cell_id), None)
 
     def _projected(self, own: np.ndarray, asleep: np.ndarray) -> np.ndarray:
         """Projected load of awake cells: own forecast plus the inflated demand of sleeping

@@ -151,11 +151,19 @@ class GBMForecaster:
         return X[ok], y[ok]
 
     def fit(self, frame: SeriesFrame, fit_end: int, val_end: int, horizon: int) -> GBMForecaster:
+        return self.fit_many([(frame, fit_end, val_end)], horizon)
+
+    def fit_many(self, parts: list[tuple[SeriesFrame, int, int]], horizon: int) -> GBMForecaster:
+        """One model over several areas' rows (pooled), each with its own fit/validation split."""
         import lightgbm as lgb
 
-        check_split(frame, fit_end, val_end)
-        Xf, yf = self._rows(frame, 0, fit_end, horizon)
-        Xv, yv = self._rows(frame, fit_end, val_end, horizon)
+        fit_rows, val_rows = [], []
+        for frame, fit_end, val_end in parts:
+            check_split(frame, fit_end, val_end)
+            fit_rows.append(self._rows(frame, 0, fit_end, horizon))
+            val_rows.append(self._rows(frame, fit_end, val_end, horizon))
+        Xf, yf = np.concatenate([r[0] for r in fit_rows]), np.concatenate([r[1] for r in fit_rows])
+        Xv, yv = np.concatenate([r[0] for r in val_rows]), np.concatenate([r[1] for r in val_rows])
         rng = np.random.default_rng(self.seed)
         if len(yf) > self.max_rows:
             keep = rng.choice(len(yf), self.max_rows, replace=False)

@@ -246,6 +246,8 @@ def federated_compare(
     t0 = time.perf_counter()
     pooled = NeuralForecaster(cfg).fit_many([(t.frame, *t.split()) for t in tasks], horizon)
     out["pooled_fit_s"] = round(time.perf_counter() - t0, 2)
+    _say(progress, "federated: pooled LightGBM (reference)")
+    gbm_pooled = GBMForecaster().fit_many([(t.frame, *t.split()) for t in tasks], horizon)
     _say(progress, "federated: FedAvg")
     clients = [Client(t.frame.names[0], t.frame, *t.split(), horizon, cfg) for t in tasks]
     t0 = time.perf_counter()
@@ -266,6 +268,7 @@ def federated_compare(
             "fedavg": mae(y, fm.mean),
             "seasonal_naive": ps["mae"]["seasonal_naive"],
             "gbm": ps["mae"]["gbm"],
+            "gbm_pooled": mae(y, gbm_pooled.predict(t.frame, origins, horizon).mean),
         }
         out["mae"][site]["fedavg_coverage80"] = coverage(y, fm.lo, fm.hi)
     return out

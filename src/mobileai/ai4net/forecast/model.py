@@ -235,7 +235,10 @@ class NeuralForecaster:
         cfg = self.config
         gen = torch.Generator().manual_seed(cfg.seed)
         opt = torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
-        best, best_state, bad, history = float("inf"), None, 0, []
+        # the starting weights compete too: a fine-tune that only hurts keeps the pre-trained model
+        best, _ = eval_loss(self.net, val_sets)
+        best_state = {k: v.clone() for k, v in self.net.state_dict().items()}
+        bad, history = 0, []
         t0 = time.perf_counter()
         epochs_run = 0
         for _ in range(epochs):
@@ -250,8 +253,7 @@ class NeuralForecaster:
                 bad += 1
                 if bad >= cfg.patience:
                     break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
+        self.net.load_state_dict(best_state)
         self.offset = calibration_offset(self.net, val_sets, cfg.alpha)
         self.info.update(
             epochs_run=epochs_run,
