@@ -230,3 +230,30 @@ def test_run_command_user_errors_exit_2(tmp_path: Path) -> None:
     res = cli("run", sc, "--out", tmp_path / "c", "--apps", "mro-rule", "--approver", "maybe")
     assert res.returncode == 2 and "--approver" in res.stderr
     assert not any(p.name.startswith(("a", "b", "c")) for p in tmp_path.iterdir() if p.is_dir())
+
+
+def test_replay_command_open_loop_on_a_kpi_file(tmp_path: Path) -> None:
+    """Recorded KPIs (here written by hand) through `mobileai replay`: logged, never applied."""
+    t = np.repeat(np.array([0, 900_000], dtype="datetime64[ms]"), 2)
+    kpis = pa.table(
+        {
+            "period_start": pa.array(t),
+            "cell_id": ["a", "b"] * 2,
+            "MM.HoExeIntraReq": [100.0, 5.0, 100.0, 5.0],
+            "MM.HoExeIntraSucc": [100.0, 5.0, 100.0, 5.0],
+            "mobileai.HoPingPong": [30.0, 0.0, 30.0, 0.0],  # cell a ping-pongs 30 %
+            "mobileai.HoFail": [0.0, 0.0, 0.0, 0.0],
+        }
+    )
+    src = tmp_path / "k.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(kpis, src)
+    res = cli("replay", src, "--out", tmp_path / "r", "--apps", "mro-rule", "--json")
+    assert res.returncode == 0, res.stderr
+    dec = pq.read_table(tmp_path / "r" / "decisions.parquet").to_pylist()
+    assert [d["cell_id"] for d in dec] == ["a"]  # b has too few attempts; a cools down after
+    assert dec[0]["verdict"] == "not_applied" and "open loop" in dec[0]["note"]
+    assert "hysteresis 2 -> 3 dB" in dec[0]["reason"]
+    res = cli("replay", tmp_path / "missing.parquet", "--out", tmp_path / "s", "--apps", "mro-rule")
+    assert res.returncode == 2 and "no such file" in res.stderr

@@ -89,7 +89,7 @@ def test_off_is_high_impact_and_waits_for_approval():
 
 
 def test_threshold_rule_app_sleeps_only_cells_under_x():
-    net, app, stats, decisions = _run(EnergyThreshold, periods=1, sleep_below_pct=10.0)
+    _net, app, stats, decisions = _run(EnergyThreshold, periods=1, sleep_below_pct=10.0)
     sleeps = [d for d in decisions if d["action"]["state"] != "active"]
     assert sleeps and stats.applied == len(decisions)
     assert all(d["evidence"]["prb_dl"] < 10.0 and d["evidence"]["binding"] == "own_load" for d in sleeps)
@@ -145,7 +145,7 @@ def test_bad_options_and_cells_are_user_errors():
     app = EnergySaver(cells)
     bad = _obs(cells, [1.0] * cells.num_rows, ["active"] * cells.num_rows)
     bad = Observation(0, 0.0, 900.0, bad.kpis.drop(["RRU.PrbUsedDl"]), bad.config, bad.events)
-    with pytest.raises(UserError, match="RRU.PrbUsedDl"):
+    with pytest.raises(UserError, match=r"RRU\.PrbUsedDl"):
         app.observe(bad)
 
 

@@ -306,3 +306,41 @@ def test_barcelona_and_milan_loaders_on_files_shaped_like_the_real_ones(tmp_path
     assert set(resolve_data(tmp_path)) == {"barcelona-lte-pdcch", "milan-dgrn"}
     with pytest.raises(UserError, match="neither"):
         resolve_data(tmp_path / "empty")
+
+
+def test_twin_shaped_arrow_table_aggregates_to_hours_per_cell() -> None:
+    import pyarrow as pa
+
+    starts = pd.date_range("2026-01-01 17:00", periods=8, freq="15min", tz="UTC")
+    n = 2
+    table = pa.table(
+        {
+            "period_start": pa.array(np.repeat(starts.to_numpy(), n), pa.timestamp("ms", tz="UTC")),
+            "cell_id": pa.array(["S000-0", "S000-1"] * len(starts)),
+            "DRB.PdcpSduVolumeDL": pa.array(np.arange(len(starts) * n, dtype=float)),
+            "RRU.PrbUsedDl": pa.array(np.full(len(starts) * n, 40.0)),
+        }
+    )
+    vol = aggregate(frame_from_kpis(table, "DRB.PdcpSduVolumeDL"), pd.Timedelta("1h"))
+    prb = aggregate(frame_from_kpis(table, "RRU.PrbUsedDl"), pd.Timedelta("1h"))
+    assert vol.names == ["S000-0", "S000-1"] and vol.values.shape == (2, 2)
+    assert vol.values[0].tolist() == [0 + 2 + 4 + 6, 1 + 3 + 5 + 7] and prb.values[0, 0] == 40.0
+    assert str(vol.times[0]) == "2026-01-01 17:00:00+00:00"
+
+
+def test_twin_task_builds_the_day_ahead_split_from_a_history(monkeypatch) -> None:
+    import pyarrow as pa
+
+    import mobileai.data.twin_history as th
+    from mobileai.ai4net.forecast.bench import twin_task
+
+    f = synthetic(days=4, per_day=96, cells=3)  # 15-min periods from midnight
+    f.times = f.times + pd.Timedelta(hours=17)  # the twin starts at 17:00
+    kpis = pa.Table.from_pandas(kpi_table(f), preserve_index=False)
+    cells = pa.table({"cell_id": f.names, "x_m": [0.0, 300.0, 600.0], "y_m": [0.0, 0.0, 0.0]})
+    monkeypatch.setattr(th, "twin_history", lambda *a, **k: th.History(None, kpis, pa.table({}), cells))
+    task = twin_task()
+    assert task.frame.step == pd.Timedelta("1h") and task.frame.values.shape == (96, 3)
+    assert task.test_start == 72 and task.horizon == 24 and list(task.origins()) == [71]
+    assert task.split() == (48, 72) and task.frame.adjacency.sum() > 0
+    assert task.frame.values[0, 0] == pytest.approx(f.values[:4, 0].sum())

@@ -224,6 +224,12 @@ def run_cmd(
     duration: Annotated[
         str | None, typer.Option(help="Network time per arm (15m, 2h, 24h ...); default: the scenario's.")
     ] = None,
+    period: Annotated[
+        str | None,
+        typer.Option(
+            help="KPI reporting period = the apps' decision interval (5m, 15m ...); default: scenario's."
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Override the scenario's seed.")] = None,
     ues: Annotated[
         int | None, typer.Option(min=1, max=10_000_000, help="Override the number of UEs.")
@@ -258,8 +264,9 @@ def run_cmd(
 
     with bar:
         summary = run_comparison(
-            scenario, out, app_list, base_list, duration=duration, seed=seed, n_ues=ues, device=dev,
-            approver=approver, guardrails=guardrails, sla_p5_mbps=sla_p5_mbps, on_progress=on_progress,
+            scenario, out, app_list, base_list, duration=duration, period=period, seed=seed, n_ues=ues,
+            device=dev, approver=approver, guardrails=guardrails, sla_p5_mbps=sla_p5_mbps,
+            on_progress=on_progress,
         )  # fmt: skip
     human = None
     if not as_json:
@@ -269,6 +276,7 @@ def run_cmd(
         def line(key: str, label: str, unit: str) -> str:
             r = rel.get(key)
             change = "" if r is None else f"  ({r:+.1%})"
+
             def num(v: float | None) -> str:
                 return f"{'-':>12}" if v is None else f"{v:>12,.3f}"
 
@@ -289,6 +297,33 @@ def run_cmd(
                 f"  report: {Path(summary['out']) / 'report.html'}",
             ]
         )
+    emit(summary, as_json, human)
+
+
+@app.command("replay")
+def replay_cmd(
+    kpis: Annotated[
+        Path, typer.Argument(help="KPI table: Parquet/CSV in the kpis.parquet schema, or a store dir.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output directory to create (must not exist, or be empty).")],
+    apps: Annotated[str, typer.Option(help="Comma-separated apps (see `mobileai apps`).")],
+    run: Annotated[str | None, typer.Option(help="Run inside a store directory.")] = None,
+    guardrails: Annotated[Path | None, typer.Option(help="YAML with guardrail settings.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+) -> None:
+    """Open loop: replay recorded KPIs through apps and guardrails; decisions are logged, not applied."""
+    from mobileai.agent.compare import parse_app_list
+    from mobileai.agent.replay import run_replay
+
+    summary = run_replay(kpis, out, parse_app_list(apps, "--apps"), run=run, guardrails=guardrails)
+    loop = summary["loop"]
+    human = (
+        f"[bold green]done[/bold green]: {summary['out']}\n"
+        f"  {summary['rows']:,} KPI rows, {summary['cells']} cells, {loop['periods']} periods\n"
+        f"  decisions {loop['decisions']} (rejected by limits {loop['rejected_limits']}, conflicts "
+        f"{loop['conflicts']}); nothing applied (open loop)\n"
+        f"  decisions.parquet, audit.jsonl, summary.json"
+    )
     emit(summary, as_json, human)
 
 

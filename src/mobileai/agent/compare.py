@@ -113,6 +113,7 @@ def run_comparison(
     apps: list[str],
     baseline: list[str],
     duration: str | float | None = None,
+    period: str | float | None = None,
     seed: int | None = None,
     n_ues: int | None = None,
     device: str = "cpu",
@@ -123,6 +124,8 @@ def run_comparison(
 ) -> dict[str, Any]:
     """Run both arms and write the run directory ``out``; returns the comparison summary.
 
+    ``period`` overrides the scenario's KPI reporting period, which is also the apps' decision
+    interval.
     ``on_progress(arm, step, total_steps)`` is called about every 1 % of an arm.
     """
     out = Path(out)
@@ -139,6 +142,14 @@ def run_comparison(
         if not math.isfinite(seconds) or seconds <= 0:
             raise UserError(f"--duration {duration!r}: must be greater than zero")
         sc = sc.with_updates(time={"duration_s": seconds})
+    if period is not None:
+        p_s = parse_duration(period) if isinstance(period, str) else float(period)
+        if not math.isfinite(p_s) or p_s <= 0:
+            raise UserError(f"--period {period!r}: must be greater than zero")
+        try:
+            sc = sc.with_updates(time={"report_period_s": p_s})
+        except ValidationError as exc:
+            raise UserError(format_validation_error(exc, "--period")) from exc
     steps = check_duration(sc.time.duration_s, sc, duration if isinstance(duration, str) else None)
     if sc.time.duration_s < sc.time.report_period_s:
         raise UserError(

@@ -44,6 +44,13 @@ class MroRuleOptions(BaseModel):
     step_db: float = Field(1.0, gt=0, le=5, description="Hysteresis step, dB.")
     hysteresis_range_db: tuple[float, float] = Field((0.0, 8.0), description="Allowed hysteresis, dB.")
     cooldown_periods: int = Field(2, ge=0, description="Periods a changed cell is left alone.")
+    assumed_hysteresis_db: float = Field(
+        2.0,
+        ge=0,
+        le=15,
+        description="Current hysteresis when the network does not report it (recorded data).",
+    )
+    assumed_ttt_ms: float = Field(320.0, ge=0, le=5120, description="Current TTT when not reported, ms.")
 
 
 def _ttt_step(ttt_ms: float, up: bool) -> float:
@@ -99,8 +106,10 @@ class MroRule:
         if self._obs is None or not findings:
             return []
         cfg = self._obs.config.to_pydict()
-        if "hysteresis_db" not in cfg:
-            return []  # a recorded network without configuration: nothing to tune from
+        n = len(cfg["cell_id"])
+        # a recorded network may not report its settings: assume the configured defaults
+        cfg.setdefault("hysteresis_db", [self.opts.assumed_hysteresis_db] * n)
+        cfg.setdefault("ttt_ms", [self.opts.assumed_ttt_ms] * n)
         row = {c: i for i, c in enumerate(cfg["cell_id"])}
         lo, hi = self.opts.hysteresis_range_db
         out = []

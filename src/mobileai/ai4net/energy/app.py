@@ -39,8 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mobileai.ai4net.app import Decision, Finding, Impact
 from mobileai.ai4net.energy.policies import (
     EnergyDecision,
-    ForecastOptimiser,
     Forecaster,
+    ForecastOptimiser,
     OptimiserConfig,
     ThresholdConfig,
     ThresholdRule,
@@ -182,7 +182,11 @@ class _EnergyApp:
         if self._table is None:
             return {"periods_seen": 0}
         asleep = self._table.loc[self._table["state"] != "active", "cell_id"].tolist()
-        return {"sleeping_cells_now": len(asleep), "cells": int(len(self._table)), "held_awake": sorted(self._hold)}
+        return {
+            "sleeping_cells_now": len(asleep),
+            "cells": len(self._table),
+            "held_awake": sorted(self._hold),
+        }
 
 
 class EnergyThresholdOptions(ThresholdConfig):

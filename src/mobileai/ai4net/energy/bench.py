@@ -118,13 +118,15 @@ def topology_of(tw: Twin, k: int = 6) -> NeighbourGraph:
 
 
 def period_table(tw: Twin) -> pd.DataFrame:
-    """The per-cell table a policy reads after a period: cell_id, prb_dl (%), state."""
+    """The per-cell table a policy reads after a period: cell_id, prb_dl (%), state, hour
+    (local time at the period's end)."""
     cols = tw.reports[-1].columns
     return pd.DataFrame(
         {
             "cell_id": list(tw.cells.ids),
             "prb_dl": np.nan_to_num(cols["RRU.PrbUsedDl"].astype(float)),
             "state": [STATE_BY_INDEX[int(s)] for s in tw.state.tolist()],
+            "hour": (tw.sc.time.start_hour + tw.t / 3600.0) % 24.0,
         }
     )
 

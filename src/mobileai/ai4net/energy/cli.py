@@ -82,18 +82,72 @@ def bench_energy(
     data: Annotated[Path | None, typer.Option("--data", help=DATA_HELP)] = None,
     fit: Annotated[Path | None, typer.Option(help="Saved power fit (default: fit on --data now).")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for results.json and the decision logs.")] = None,
+    step_ms: Annotated[
+        float, typer.Option(help="Radio step, ms (5000: a day in minutes; handover/RLF timers coarse).")
+    ] = 5000.0,
+    rl_model: Annotated[
+        Path | None, typer.Option(help="Saved RL policy (.zip; default: train one first).")
+    ] = None,
+    policies: Annotated[str, typer.Option(help="Comma list of threshold, ours, rl.")] = "threshold,ours,rl",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
-    """Closed loop on the twin: always-on vs the threshold rule vs the forecast-driven optimiser."""
+    """Closed loop on the twin: always-on vs the threshold rule vs the forecast-driven optimiser vs PPO."""
     from mobileai.ai4net.energy.run import benchmark
 
-    res = benchmark(scenario, hours, start_hour, data or _default_data(), fit, out, progress=not as_json)
-    human = (
-        f"energy saved: ours {res['energy_saved']['ours']:.1%}, "
-        f"threshold {res['energy_saved']['threshold']:.1%}; "
-        f"traffic loss {res['traffic_loss']:.2%}, p5 throughput loss {res['p5_tput_loss']:.2%}"
+    if not 100 <= step_ms <= 5000:
+        raise UserError(f"--step-ms: {step_ms:g} not allowed; use 100..5000")
+    which = tuple(p.strip() for p in policies.split(",") if p.strip())
+    res = benchmark(
+        scenario, hours, start_hour, data or _default_data(), fit, out, not as_json, step_ms, rl_model, which
+    )
+    human = "; ".join(
+        f"{name}: energy saved {c['energy_saved']:.1%}, traffic loss {c['traffic_loss']:.2%}, "
+        f"p5 throughput loss {c['p5_tput_loss']:.2%}"
+        for name, c in res["details"].items()
     )
     _emit(res, as_json, human)
+
+
+@energy_app.command("train-rl")
+def train_rl_cmd(
+    out: Annotated[Path, typer.Option(help="Where to save the policy (.zip; its .json goes beside).")] = Path(
+        "rl-policy.zip"
+    ),
+    scenario: Annotated[str, typer.Option(help="Packaged scenario name or YAML path.")] = "dense-urban",
+    decisions: Annotated[int, typer.Option(help="Training budget in 15-min decisions.")] = 190,
+    seed: Annotated[int, typer.Option(help="Training seed (keep apart from the benchmark's).")] = 1000,
+    data: Annotated[Path | None, typer.Option("--data", help=DATA_HELP)] = None,
+    fit: Annotated[Path | None, typer.Option(help="Saved power fit (default: fit on --data now).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Train the PPO sleep policy (one policy shared by all cells) on the twin and save it."""
+    from pydantic import ValidationError
+
+    from mobileai.ai4net.energy import power_fit as pf
+    from mobileai.ai4net.energy import rl
+    from mobileai.errors import format_validation_error
+    from mobileai.twin.config import load_scenario
+
+    if out.suffix != ".zip":
+        raise UserError(f"--out: {out} must end in .zip")
+    try:
+        cfg = rl.RLConfig(decisions=decisions, seed=seed)
+    except ValidationError as exc:
+        raise UserError(format_validation_error(exc, "train-rl options")) from None
+    pfit = (
+        pf.load_fit(fit)
+        if fit is not None
+        else pf.fit_power_model(pf.load_itu_energy(data or _default_data()))
+    )
+    sc = pf.apply_fit(rl.training_scenario(load_scenario(scenario), cfg), pfit)
+    err.print(f"training PPO for {decisions} decisions x {sc.ues.count} UEs (seed {seed}) ...")
+    pol = rl.train(sc, cfg)
+    pol.save(out)
+    _emit(
+        {**pol.metrics, "saved": str(out)},
+        as_json,
+        f"trained in {pol.metrics['train_wall_s']:.0f} s; saved {out}",
+    )
 
 
 @energy_app.command("plan")

@@ -226,24 +226,16 @@ class ForecastOptimiser:
         ids = g.cell_ids
         prb = np.array(t["prb_dl"].fillna(0.0), dtype=float)
         asleep0 = np.array(t["state"] != "active", dtype=bool)
-        # demand of sleeping cells: last own load x neighbours' trend since it slept
-        demand = prb.copy()
-        for i in np.flatnonzero(asleep0):
-            m = self._memo.get(i) or _SleepMemo(0.0, max(self._nb_load(prb, asleep0, i), 1e-6))
-            trend = self._nb_load(prb, asleep0, i) / max(m.nb_at_sleep, 1e-6)
-            demand[i] = m.prb_at_sleep * float(np.clip(trend, 0.0, 10.0))
+        demand = self._own_demand(prb, asleep0)
         hist = pd.DataFrame({"cell_id": ids, "period": self._period, "prb_dl": demand})
         self.history.append(hist)
         self.history = self.history[-96 * 7 :]
         self._period += 1
         fc = self._forecast(pd.concat(self.history, ignore_index=True))
-        # per cell, over the horizon: max of mean and hi80 (the worst case the decision must hold for)
+        # per cell, over the horizon: max of mean and hi80 (the worst case the decision must hold for);
+        # the forecast is of each cell's own demand, the plan's pushes are added by _projected
         hi = fc.groupby("cell_id")["hi80"].max().reindex(ids).fillna(100.0).to_numpy(float)
         mean = fc.groupby("cell_id")["mean"].max().reindex(ids).fillna(100.0).to_numpy(float)
-        # awake cells' measured load already carries what sleeping neighbours pushed on them:
-        # subtract that share so it is not counted twice when the plan is projected
-        pushed = self._projected(hi, asleep0) - np.where(asleep0, 0.0, hi)
-        hi = np.where(asleep0, hi, np.clip(hi - pushed, 0.0, 100.0))
         asleep = asleep0.copy()
         out: list[EnergyDecision] = []
         load_hi = self._projected(hi, asleep)
@@ -294,7 +286,9 @@ class ForecastOptimiser:
             load_hi = trial
             off = cfg.allow_off and cfg.horizon >= cfg.off_after_periods
             state: SleepState = "off" if off else "deep_sleep"
-            self._memo[i] = _SleepMemo(prb_at_sleep=float(prb[i]), nb_at_sleep=self._nb_load(prb, asleep0, i))
+            self._memo[i] = _SleepMemo(
+                prb_at_sleep=float(demand[i]), nb_at_sleep=self._nb_load(demand, asleep0, i)
+            )
             worst = max(nb, key=lambda j: trial[j])
             out.append(
                 EnergyDecision(
@@ -311,6 +305,29 @@ class ForecastOptimiser:
                 )
             )
         return out
+
+    def _own_demand(self, prb: np.ndarray, asleep: np.ndarray) -> np.ndarray:
+        """Each cell's own DL PRB demand, the series the forecaster learns (not the load the
+        plan itself moved around): an awake cell's measured load minus what its sleeping
+        neighbours pushed onto it; a sleeping cell's load before it slept scaled by its awake
+        neighbours' own-demand trend since then. Two fixed-point rounds (the push depends on
+        the sleepers' demand, which depends on the neighbours' own demand)."""
+        sleepers = np.flatnonzero(asleep)
+        own = prb.copy()
+        memo = {i: self._memo.get(i) for i in sleepers}
+        for i in sleepers:
+            own[i] = memo[i].prb_at_sleep if memo[i] is not None else 0.0
+        for _ in range(2):
+            pushed = self._projected(own, asleep) - np.where(asleep, 0.0, own)
+            awake_own = np.clip(prb - pushed, 0.0, 100.0)
+            own = np.where(asleep, own, awake_own)
+            for i in sleepers:
+                m = memo[i]
+                if m is None:  # asleep before this planner saw it: no memory of its load
+                    continue
+                trend = self._nb_load(own, asleep, i) / max(m.nb_at_sleep, 1e-6)
+                own[i] = m.prb_at_sleep * float(np.clip(trend, 0.0, 10.0))
+        return own
 
     def forget(self, cell_id: str) -> None:
         """Drop the memory of a planned sleep that did not happen (rejected or rolled back)."""

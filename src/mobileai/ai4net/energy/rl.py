@@ -82,9 +82,7 @@ class RLConfig(BaseModel):
     hidden: int = Field(32, ge=4, le=512, description="Units of each of the two hidden layers.")
 
 
-def cell_features(
-    prb: np.ndarray, state: np.ndarray, hour: float, graph: NeighbourGraph
-) -> np.ndarray:
+def cell_features(prb: np.ndarray, state: np.ndarray, hour: float, graph: NeighbourGraph) -> np.ndarray:
     """``[C, len(FEATURE_NAMES)]`` float32 from DL PRB load (0..1), state index (0..3 as
     :data:`~mobileai.ai4net.energy.policies.STATES`) and local hour."""
     c = graph.n_cells
@@ -342,7 +340,7 @@ class RLPolicy:
             out.append(
                 EnergyDecision(
                     SetCellState(cell=g.cell_ids[i], state=new),
-                    f"PPO shared cell policy chose {new} (p={p[new] if new in p else 0:.2f}) at DL PRB "
+                    f"PPO shared cell policy chose {new} (p={p.get(new, 0):.2f}) at DL PRB "
                     f"{100 * prb[i]:.1f}%, awake neighbours' mean {100 * x[i, 5]:.1f}%",
                     "rl_policy",
                     {"action_probs": p, "features": dict(zip(FEATURE_NAMES, map(float, x[i]), strict=True))},
@@ -383,7 +381,10 @@ class RLPolicy:
             raise UserError(format_validation_error(exc, str(meta_path))) from None
         except (KeyError, json.JSONDecodeError) as exc:
             raise UserError(f"{meta_path}: not an RL policy description ({exc})") from None
-        if tuple(meta.get("features", ())) != FEATURE_NAMES or tuple(meta.get("actions", ())) != ACTION_STATES:
+        if (
+            tuple(meta.get("features", ())) != FEATURE_NAMES
+            or tuple(meta.get("actions", ())) != ACTION_STATES
+        ):
             raise UserError(f"{meta_path}: saved for other features/actions than this version uses")
         try:
             model = PPO.load(io.BytesIO(path.read_bytes()), device="cpu")

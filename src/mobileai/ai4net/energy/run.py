@@ -2,9 +2,10 @@
 open-loop replay of a KPI export (both documented in docs/energy.md).
 
 The benchmark fits (or loads) the power model (:mod:`.power_fit`), puts it into the scenario's
-``energy`` section, runs always-on, the threshold rule and the forecast-driven optimiser on the
-same scenario and seed (:mod:`.bench`), and writes ``results.json`` plus each policy's decision
-log atomically when ``out`` is given.
+``energy`` section, runs always-on, the threshold rule, the forecast-driven optimiser and the
+PPO policy (:mod:`.rl`; loaded, or trained first on its own seed) on the same scenario and seed
+(:mod:`.bench`), and writes ``results.json`` plus each policy's decision log atomically when
+``out`` is given.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mobileai.ai4net.energy import bench, power_fit
+from mobileai.ai4net.energy import bench, power_fit, rl
 from mobileai.ai4net.energy.io import write_json_atomic
 from mobileai.ai4net.energy.policies import ForecastOptimiser, ThresholdRule, persistence_forecaster
 from mobileai.errors import UserError
@@ -39,6 +40,25 @@ def _fit(data: Path, fit_path: Path | None) -> tuple[power_fit.PowerFit, dict[st
     return fit, power_fit.fit_lightgbm_reference(d, "random_hours")
 
 
+def rl_policy(
+    base: Any, fit: power_fit.PowerFit, rl_model: Path | None, out: Path | None, progress: bool
+) -> tuple[rl.RLPolicy, str]:
+    """The PPO policy: loaded from ``rl_model``, else trained with the default budget on the
+    training seed (saved to ``out/rl-policy.zip`` when ``out`` is given)."""
+    from mobileai.cli import err
+
+    if rl_model is not None:
+        return rl.RLPolicy.load(rl_model), str(rl_model)
+    cfg = rl.RLConfig()
+    if progress:
+        err.print(f"  rl: training PPO for {cfg.decisions} decisions (seed {cfg.seed}) ...")
+    pol = rl.train(power_fit.apply_fit(rl.training_scenario(base, cfg), fit), cfg)
+    if out is not None:
+        pol.save(out / "rl-policy.zip")
+        return pol, str(out / "rl-policy.zip")
+    return pol, "trained in this run (not saved: no --out)"
+
+
 def benchmark(
     scenario: str,
     hours: float,
@@ -47,19 +67,32 @@ def benchmark(
     fit_path: Path | None,
     out: Path | None,
     progress: bool = True,
+    step_ms: float = 5000.0,
+    rl_model: Path | None = None,
+    policies: tuple[str, ...] = ("threshold", "ours", "rl"),
 ) -> dict[str, Any]:
-    """Run the three policies and return the benchmark JSON (see docs/bench-energy.md)."""
+    """Run always-on and ``policies`` and return the benchmark JSON (see docs/bench-energy.md)."""
+    import torch
+
     from mobileai.cli import err
 
+    unknown = sorted(set(policies) - {"threshold", "ours", "rl"})
+    if unknown:
+        raise UserError(f"--policies: {unknown[0]!r} not allowed; allowed: threshold, ours, rl")
+    torch.set_num_threads(1)
     fit, ref = _fit(data, fit_path)
     base = load_scenario(scenario)
-    sc = power_fit.apply_fit(bench.bench_scenario(base, hours, None, start_hour=start_hour), fit)
+    sc = power_fit.apply_fit(bench.bench_scenario(base, hours, None, step_ms, start_hour), fit)
     runs: dict[str, bench.RunScores] = {}
-    makers = {
-        "always_on": None,
-        "threshold": lambda g: ThresholdRule(g),
-        "ours": lambda g: ForecastOptimiser(g, persistence_forecaster()),
-    }
+    makers: dict[str, Any] = {"always_on": None}
+    if "threshold" in policies:
+        makers["threshold"] = lambda g: ThresholdRule(g)
+    if "ours" in policies:
+        makers["ours"] = lambda g: ForecastOptimiser(g, persistence_forecaster())
+    rl_source, rl_metrics = None, None
+    if "rl" in policies:
+        pol, rl_source = rl_policy(base, fit, rl_model, out, progress)
+        makers["rl"], rl_metrics = pol.bind, pol.metrics
     wall = {}
     for name, make in makers.items():
         t0 = time.perf_counter()
@@ -71,27 +104,22 @@ def benchmark(
         runs[name] = bench.run_closed_loop(sc, make, name, on_period=tick)
         wall[name] = time.perf_counter() - t0
     ref_run = runs["always_on"]
-    ours = bench.compare(ref_run, runs["ours"])
-    thr = bench.compare(ref_run, runs["threshold"])
+    cmp = {name: bench.compare(ref_run, r) for name, r in runs.items() if name != "always_on"}
+    ours = cmp.get("ours", {})
+    thr = cmp.get("threshold", {})
     res: dict[str, Any] = {
-        "energy_saved": {"ours": ours["energy_saved"], "threshold": thr["energy_saved"]},
-        "traffic_loss": ours["traffic_loss"],
-        "p5_tput_loss": ours["p5_tput_loss"],
-        "threshold_qos": {"traffic_loss": thr["traffic_loss"], "p5_tput_loss": thr["p5_tput_loss"]},
-        "details": {"ours": ours, "threshold": thr},
+        "energy_saved": {name: c["energy_saved"] for name, c in cmp.items()},
+        "traffic_loss": ours.get("traffic_loss"),
+        "p5_tput_loss": ours.get("p5_tput_loss"),
+        "qos": {
+            name: {"traffic_loss": c["traffic_loss"], "p5_tput_loss": c["p5_tput_loss"]}
+            for name, c in cmp.items()
+        },
+        "details": cmp,
         "always_on": ref_run.summary(),
-        "decision_latency_ms_per_cell": {
-            "ours": ours["latency_ms_per_cell"],
-            "threshold": thr["latency_ms_per_cell"],
-        },
+        "decision_latency_ms_per_cell": {name: c["latency_ms_per_cell"] for name, c in cmp.items()},
         "targets": TARGETS,
-        "targets_met": {
-            "energy_saved": ours["energy_saved"] >= TARGETS["energy_saved_min"],
-            "traffic_loss": ours["traffic_loss"] <= TARGETS["traffic_loss_max"],
-            "p5_tput_loss": ours["p5_tput_loss"] <= TARGETS["p5_tput_loss_max"],
-            "vs_threshold": thr["energy_saved"] > 0
-            and ours["energy_saved"] >= TARGETS["vs_threshold_min"] * thr["energy_saved"],
-        },
+        "targets_met": _targets_met(ours, thr),
         "power_fit": {
             "split": fit.split,
             "wmape_test_physical": fit.metrics["wmape_test"],
@@ -106,7 +134,12 @@ def benchmark(
             "ues": sc.ues.count or (sc.ues.per_sector or 0) * bench._cell_count(sc),
             "seed": sc.seed,
             "faults": "none",
-            "forecaster": "persistence (mobileai.ai4net.forecast has no forecast_cells yet)",
+            "forecaster": (
+                "persistence: forecast_cells trains a neural model per call and a one-day run has "
+                "no history to train it on (see docs/energy.md)"
+            ),
+            "rl_policy": rl_source,
+            "rl_training": rl_metrics,
             "wall_s": wall,
             "machine": f"{platform.machine()} {platform.processor() or ''} {platform.system()}".strip(),
         },
@@ -118,6 +151,21 @@ def benchmark(
             if r.log:
                 write_json_atomic(out / f"{name}-decisions.json", r.log)
     return res
+
+
+def _targets_met(ours: dict[str, float], thr: dict[str, float]) -> dict[str, bool]:
+    if not ours:
+        return {}
+    return {
+        "energy_saved": ours["energy_saved"] >= TARGETS["energy_saved_min"],
+        "traffic_loss": ours["traffic_loss"] <= TARGETS["traffic_loss_max"],
+        "p5_tput_loss": ours["p5_tput_loss"] <= TARGETS["p5_tput_loss_max"],
+        "vs_threshold": bool(thr)
+        and thr["energy_saved"] > 0
+        and ours["energy_saved"] >= TARGETS["vs_threshold_min"] * thr["energy_saved"]
+        and ours["traffic_loss"] <= thr["traffic_loss"]
+        and ours["p5_tput_loss"] <= thr["p5_tput_loss"],
+    }
 
 
 def open_loop(

@@ -88,7 +88,7 @@ def forecast_frame(model: NeuralForecaster, frame: SeriesFrame, horizon: int) ->
     return pd.DataFrame(
         {
             "cell_id": np.repeat(np.array(frame.names, dtype=object), horizon),
-            "period_start": np.tile(np.asarray(starts), n),
+            "period_start": starts[np.tile(np.arange(horizon), n)],
             "mean": f.mean[0].T.reshape(-1),
             "lo80": f.lo[0].T.reshape(-1),
             "hi80": f.hi[0].T.reshape(-1),

@@ -170,11 +170,22 @@ def _public(result: dict) -> dict:
 
 
 # ---- twin
-def twin_task(kpi: str = "DRB.PdcpSduVolumeDL", scenario: str = "dense-urban", days: int = 4) -> Task:
-    """Hourly ``kpi`` per cell of the twin history; test = the last 24 hours, one origin."""
+def twin_task(
+    kpi: str = "DRB.PdcpSduVolumeDL", scenario: str = "dense-urban", days: int = 4, progress: Progress = None
+) -> Task:
+    """Hourly ``kpi`` per cell of the twin history (cached; generated on first use, which takes about
+    an hour for 4 days of dense-urban); test = the last 24 hours, one origin."""
     from mobileai.data.twin_history import twin_history
 
-    h = twin_history(scenario, days=days)
+    shown = {"pct": -1}
+
+    def on_progress(frac: float) -> None:
+        pct = int(frac * 20) * 5
+        if pct > shown["pct"]:
+            shown["pct"] = pct
+            _say(progress, f"twin history {scenario}, {days} days: {pct} % simulated")
+
+    h = twin_history(scenario, days=days, on_progress=on_progress)
     frame = aggregate(frame_from_kpis(h.kpis, kpi, h.cells), pd.Timedelta(hours=1))
     D = frame.steps_per_day
     T = frame.values.shape[0]
@@ -190,7 +201,7 @@ def run_twin_bench(
     task: Task | None = None,
 ) -> dict:
     torch.set_num_threads(1)
-    task = task or twin_task(kpi)
+    task = task or twin_task(kpi, progress=progress)
     r = _public(evaluate_task(task, config, progress))
     gain = r["ours_vs_naive"]
     lo, hi = TWIN_TARGETS["coverage80"]

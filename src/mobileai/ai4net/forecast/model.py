@@ -258,6 +258,7 @@ class NeuralForecaster:
         self.info.update(
             epochs_run=epochs_run,
             val_pinball=best,
+            val_history=[round(x, 5) for x in history],
             train_s=round(time.perf_counter() - t0, 3),
             train_samples=int(sum(len(s) for s in fit_sets)),
             val_samples=int(sum(len(s) for s in val_sets)),
