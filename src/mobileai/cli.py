@@ -230,6 +230,10 @@ def run_cmd(
             help="KPI reporting period = the apps' decision interval (5m, 15m ...); default: scenario's."
         ),
     ] = None,
+    start_hour: Annotated[
+        float | None,
+        typer.Option(help="Local time of day the run starts at, hours (0-24); default: scenario's."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Override the scenario's seed.")] = None,
     ues: Annotated[
         int | None, typer.Option(min=1, max=10_000_000, help="Override the number of UEs.")
@@ -264,9 +268,9 @@ def run_cmd(
 
     with bar:
         summary = run_comparison(
-            scenario, out, app_list, base_list, duration=duration, period=period, seed=seed, n_ues=ues,
-            device=dev, approver=approver, guardrails=guardrails, sla_p5_mbps=sla_p5_mbps,
-            on_progress=on_progress,
+            scenario, out, app_list, base_list, duration=duration, period=period, start_hour=start_hour,
+            seed=seed, n_ues=ues, device=dev, approver=approver, guardrails=guardrails,
+            sla_p5_mbps=sla_p5_mbps, on_progress=on_progress,
         )  # fmt: skip
     human = None
     if not as_json:

@@ -114,6 +114,7 @@ def run_comparison(
     baseline: list[str],
     duration: str | float | None = None,
     period: str | float | None = None,
+    start_hour: float | None = None,
     seed: int | None = None,
     n_ues: int | None = None,
     device: str = "cpu",
@@ -125,7 +126,7 @@ def run_comparison(
     """Run both arms and write the run directory ``out``; returns the comparison summary.
 
     ``period`` overrides the scenario's KPI reporting period, which is also the apps' decision
-    interval.
+    interval; ``start_hour`` the local time of day the run starts at.
     ``on_progress(arm, step, total_steps)`` is called about every 1 % of an arm.
     """
     out = Path(out)
@@ -142,6 +143,10 @@ def run_comparison(
         if not math.isfinite(seconds) or seconds <= 0:
             raise UserError(f"--duration {duration!r}: must be greater than zero")
         sc = sc.with_updates(time={"duration_s": seconds})
+    if start_hour is not None:
+        if not (math.isfinite(start_hour) and 0 <= start_hour < 24):
+            raise UserError(f"--start-hour {start_hour!r}: must be within 0 <= hour < 24")
+        sc = sc.with_updates(time={"start_hour": float(start_hour)})
     if period is not None:
         p_s = parse_duration(period) if isinstance(period, str) else float(period)
         if not math.isfinite(p_s) or p_s <= 0:

@@ -355,24 +355,33 @@ class ForecastOptimiser:
         return fc
 
 
-def persistence_forecaster(window: int = 4) -> Forecaster:
-    """Naive (persistence) forecast: mean = the last value; hi80 = the last value plus the
-    largest rise seen between consecutive periods in the last ``window`` periods. The fallback
-    when no trained forecaster (mobileai.ai4net.forecast) is given."""
+def persistence_forecaster(window: int = 16, min_pairs: int = 4) -> Forecaster:
+    """Naive (persistence) forecast with an empirical interval (Hyndman & Athanasopoulos, FPP3
+    5.5, intervals from the empirical distribution of past forecast errors): mean = the last
+    value; hi80 at step h = the last value plus the 90th percentile of the h-step changes seen
+    over the last ``window`` periods (the upper end of an 80 % interval). With fewer than
+    ``min_pairs`` such changes, the largest one-step rise x h (cautious while history is short).
+    The fallback when no trained forecaster (mobileai.ai4net.forecast) is given."""
 
     def forecast(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
         wide = history.pivot_table(index="period", columns="cell_id", values="prb_dl", aggfunc="last")
         last = wide.iloc[-1]
-        rise = wide.tail(window + 1).diff().clip(lower=0).max().fillna(0.0)
+        recent = wide.tail(window + 1)
+        rise = recent.diff().clip(lower=0).max().fillna(0.0)
         rows = []
         for step in range(1, horizon + 1):
+            changes = recent.diff(step).iloc[step:]
+            if len(changes) >= min_pairs:
+                up = changes.quantile(0.9).clip(lower=0.0).fillna(0.0)
+            else:
+                up = rise * step
             rows.append(
                 pd.DataFrame(
                     {
                         "cell_id": wide.columns,
                         "step": step,
                         "mean": last.to_numpy(),
-                        "hi80": (last + rise * step).clip(upper=100.0).to_numpy(),
+                        "hi80": (last + up).clip(upper=100.0).to_numpy(),
                     }
                 )
             )
