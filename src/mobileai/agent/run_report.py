@@ -106,7 +106,8 @@ def plot_actions(results: dict[str, dict[str, Any]]) -> bytes:
                 if i < n:
                     rb[i] += 1
         if rb.any():
-            ax.plot(x, rb, "kv", label="rollbacks", markersize=6)
+            hit = rb > 0
+            ax.plot(x[hit], rb[hit], "kv", label="rollbacks (count)", markersize=6)
         ax.set_title(f"{arm}: decisions per period by guardrail verdict", fontsize=10)
         ax.set_xlabel("reporting period")
         ax.set_ylabel("decisions")
