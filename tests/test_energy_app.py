@@ -194,6 +194,51 @@ def test_optimiser_wakes_a_sleeper_when_its_neighbours_fill_up():
     )
 
 
+def test_optimiser_forecasts_own_demand_not_the_load_it_moved():
+    """After a sleep, the neighbours' measured load carries the moved traffic; the history the
+    forecaster learns from must hold each cell's own demand, or the plan chases its own push."""
+    g = neighbour_graph(_cells(), k=6)
+    cfg = OptimiserConfig(sinr_inflation=2.0)
+    opt = ForecastOptimiser(g, persistence_forecaster(), cfg)
+    first = opt.decide(_table(g, {}, 4.0))
+    states = {d.action.cell: d.action.state for d in first}
+    assert states
+    asleep = np.array([c in states for c in g.cell_ids])
+    own = np.where(asleep, 0.0, 4.0)
+    demand = np.where(asleep, 4.0, 4.0)
+    measured = opt._projected(demand, asleep)  # what the twin would show if the model were exact
+    measured = np.where(asleep, 0.0, measured)
+    assert measured[~asleep].max() > 4.0 + 1.0  # some neighbour carries moved traffic
+    opt.decide(_table(g, dict(zip(g.cell_ids, measured, strict=True)), 4.0, states))
+    hist = opt.history[-1].set_index("cell_id")["prb_dl"].reindex(list(g.cell_ids)).to_numpy()
+    np.testing.assert_allclose(hist[~asleep], own[~asleep], atol=1e-9)
+    np.testing.assert_allclose(hist[asleep], 4.0, atol=1e-9)  # sleepers: load before sleeping
+
+
+def test_persistence_interval_is_an_empirical_quantile_of_past_changes():
+    rng = np.random.default_rng(0)
+    periods = 40
+    hist = pd.DataFrame(
+        {
+            "cell_id": np.repeat(["a", "b"], periods),
+            "period": np.tile(np.arange(periods), 2),
+            "prb_dl": np.concatenate([np.full(periods, 10.0), 20.0 + rng.normal(0, 2.0, periods)]),
+        }
+    )
+    fc = persistence_forecaster(window=16)(hist, 2).set_index(["cell_id", "step"])
+    assert fc.loc[("a", 1), "hi80"] == pytest.approx(10.0)  # flat series: no spread
+    last_b = hist["prb_dl"].iloc[-1]
+    recent = hist[hist.cell_id == "b"]["prb_dl"].tail(17)
+    expected = last_b + max(recent.diff(2).iloc[2:].quantile(0.9), 0.0)
+    assert fc.loc[("b", 2), "hi80"] == pytest.approx(expected)
+    assert fc.loc[("b", 1), "mean"] == pytest.approx(last_b)
+    short = persistence_forecaster()(hist[hist.period < 3], 2).set_index(["cell_id", "step"])
+    rise = max(hist[(hist.cell_id == "b") & (hist.period < 3)]["prb_dl"].diff().max(), 0.0)
+    assert short.loc[("b", 2), "hi80"] == pytest.approx(
+        min(hist["prb_dl"].iloc[periods + 2] + 2 * rise, 100.0)
+    )
+
+
 def test_policies_reject_bad_tables():
     g = neighbour_graph(_cells(), k=6)
     rule = ThresholdRule(g)

@@ -31,7 +31,7 @@ def night(**over) -> Scenario:
         "layout": {"sites": 7, "isd_m": 300, "wrap_around": False},
         "ues": {"per_sector": 3, "indoor_ratio": 0.3},
         "time": {"step_ms": 1000, "report_period_s": 60, "start_hour": 3, "radio_update_ms": 1000,
-                 "duration_s": 420},
+                 "duration_s": 360},
         "traffic": {"load_scale": 1.0},
         "faults": {"schedule": [], "random_per_cell_day": 0.0},
     }  # fmt: skip

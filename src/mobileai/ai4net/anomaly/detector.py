@@ -5,8 +5,8 @@ Two stages, both explainable:
 1. :class:`~mobileai.ai4net.anomaly.features.NormalProfile` turns each cell-period's KPIs into
    robust z-scores against what that cell does at that hour (fault-free history only);
    :func:`~mobileai.ai4net.anomaly.features.neighbour_features` adds the neighbours' z-scores.
-   Training rows are scored out of sample (:func:`cross_fitted_features`, one 24 h block held
-   out at a time), as test rows will be.
+   Training rows are scored out of sample (:func:`cross_fitted_features`, one 24 h block, or
+   with one day the even / odd periods, held out at a time), as test rows will be.
 2. A LightGBM multi-class model (Ke et al., NeurIPS 2017) maps those deviations to ``normal`` or
    one of the fault kinds (:data:`mobileai.twin.config.FAULT_KINDS`), trained on the labelled
    faults of the *training* days. A cell-period is flagged when P(any fault) >= ``threshold``.
@@ -68,7 +68,13 @@ class AnomalyConfig(BaseModel):
     min_overlap: float = Field(
         0.5, gt=0, le=1, description="Share of a period a fault must cover to label it as that fault."
     )
-    threshold: float = Field(0.5, gt=0, lt=1, description="Flag when P(any fault) >= threshold.")
+    threshold: float = Field(
+        0.8,
+        gt=0,
+        lt=1,
+        description="Flag when P(any fault) >= threshold (0.8: chosen on a development history, "
+        "docs/bench-anomaly.md).",
+    )
     unsupervised_quantile: float = Field(
         0.995, gt=0.5, lt=1, description="Without labels: flag above this quantile of training scores."
     )
@@ -323,9 +329,14 @@ def cross_fitted_features(
 ) -> pd.DataFrame:
     """Training features with out-of-sample z-scores: each 24 h block of the history is scored
     by a profile learned from the other blocks, as the test day will be (an in-sample median
-    sits closer to its own points, so in-sample z-scores would be too small). With one block
-    only, the profile itself is used."""
-    block = ((kpis["period_start"] - kpis["period_start"].min()) // pd.Timedelta(days=1)).to_numpy()
+    sits closer to its own points, so in-sample z-scores would be too small). With less than two
+    days, the two folds are the even and the odd periods (the hourly window still finds the
+    other fold's periods of the same hour)."""
+    since = kpis["period_start"] - kpis["period_start"].min()
+    block = (since // pd.Timedelta(days=1)).to_numpy()
+    if len(np.unique(block)) < 2:
+        step = since[since > pd.Timedelta(0)].min()
+        block = (since // step).to_numpy() % 2 if pd.notna(step) else np.zeros(len(kpis), dtype=int)
     blocks = np.unique(block)
     if len(blocks) < 2:
         return build_features(kpis, profile, graph)

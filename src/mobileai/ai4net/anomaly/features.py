@@ -4,7 +4,9 @@ A KPI is abnormal relative to what *this* cell usually does at *this* time of da
 network-wide fixed threshold. :class:`NormalProfile` learns, from fault-free periods only, a
 robust location (median) per (cell, hour of day, KPI), pooled over a circular window of
 neighbouring hours so a few days of history give enough samples, and a robust scale
-(1.4826 x median absolute deviation of the residuals) per (cell, KPI). Heavy-tailed KPIs
+(1.4826 x median absolute deviation of the residuals) per (cell, KPI), floored at a quarter of
+the KPI's typical scale across cells (for KPIs whose MAD is 0, e.g. percentiles read from a
+histogram, the typical scale comes from the mean absolute residual). Heavy-tailed KPIs
 (throughput, volume, counts, UEs, energy) are compared on ``log1p`` scale, ratios and dB as they
 are. The deviation of a period is the robust z-score ``(x - location) / scale`` per KPI, the
 "per-feature reconstruction error" of a seasonal baseline (cf. Chandola et al., Anomaly
@@ -37,6 +39,7 @@ LOG_UNITS = frozenset({"kbit/s", "Mbit/s", "Mbit", "count", "UEs", "W", "kWh", "
 #: cells whose KPI is almost constant in the training days).
 SCALE_FLOOR_SHARE = 0.25
 MAD_TO_SIGMA = 1.4826
+MEAN_ABS_TO_SIGMA = 1.2533
 
 
 def kpi_columns(df: pd.DataFrame) -> list[str]:
@@ -118,7 +121,12 @@ class NormalProfile:
         res = pd.DataFrame(np.abs(resid), columns=cols)
         res["cell_id"] = own["cell_id"].to_numpy()
         scale = res.groupby("cell_id")[cols].median() * MAD_TO_SIGMA
-        typical = scale.median(axis=0).fillna(0.0)
+        # KPIs read from a histogram (SINR percentiles in 2 dB bins) or small integer counts can
+        # have a MAD of 0; the mean absolute residual (x 1.2533 = sigma for a normal law) is 0
+        # only for a constant KPI, so it bounds the floor from below.
+        typical = np.maximum(
+            scale.median(axis=0).fillna(0.0), res[cols].mean(axis=0).fillna(0.0) * MEAN_ABS_TO_SIGMA
+        )
         floor = np.maximum(typical * SCALE_FLOOR_SHARE, 1e-3)
         scale = scale.fillna(typical).clip(lower=floor, axis=1)
         pooled_scale = typical.clip(lower=floor)

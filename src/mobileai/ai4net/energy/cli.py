@@ -88,7 +88,9 @@ def bench_energy(
     rl_model: Annotated[
         Path | None, typer.Option(help="Saved RL policy (.zip; default: train one first).")
     ] = None,
-    policies: Annotated[str, typer.Option(help="Comma list of threshold, ours, rl.")] = "threshold,ours,rl",
+    policies: Annotated[
+        str, typer.Option(help="Comma list of threshold, ours, rl, ours_app.")
+    ] = "threshold,ours,rl",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Closed loop on the twin: always-on vs the threshold rule vs the forecast-driven optimiser vs PPO."""

@@ -17,10 +17,18 @@ from typing import Any
 
 from mobileai.ai4net.energy import bench, power_fit, rl
 from mobileai.ai4net.energy.io import write_json_atomic
-from mobileai.ai4net.energy.policies import ForecastOptimiser, ThresholdRule, persistence_forecaster
+from mobileai.ai4net.energy.policies import (
+    ForecastOptimiser,
+    OptimiserConfig,
+    ThresholdRule,
+    persistence_forecaster,
+)
 from mobileai.errors import UserError
 from mobileai.twin.config import load_scenario
 
+#: Policies the benchmark can run next to always-on; ``ours_app`` is the optimiser with the
+#: EnergySaver app's defaults (deep sleep only, at most 50 % of cells asleep).
+POLICIES = ("threshold", "ours", "rl", "ours_app")
 #: Targets of issue 5 (dense-urban, one day).
 TARGETS = {
     "energy_saved_min": 0.25,
@@ -76,9 +84,9 @@ def benchmark(
 
     from mobileai.cli import err
 
-    unknown = sorted(set(policies) - {"threshold", "ours", "rl"})
+    unknown = sorted(set(policies) - set(POLICIES))
     if unknown:
-        raise UserError(f"--policies: {unknown[0]!r} not allowed; allowed: threshold, ours, rl")
+        raise UserError(f"--policies: {unknown[0]!r} not allowed; allowed: {', '.join(POLICIES)}")
     torch.set_num_threads(1)
     fit, ref = _fit(data, fit_path)
     base = load_scenario(scenario)
@@ -89,6 +97,9 @@ def benchmark(
         makers["threshold"] = lambda g: ThresholdRule(g)
     if "ours" in policies:
         makers["ours"] = lambda g: ForecastOptimiser(g, persistence_forecaster())
+    if "ours_app" in policies:
+        app_cfg = OptimiserConfig(allow_off=False, max_sleeping_share=0.5)
+        makers["ours_app"] = lambda g: ForecastOptimiser(g, persistence_forecaster(), app_cfg)
     rl_source, rl_metrics = None, None
     if "rl" in policies:
         pol, rl_source = rl_policy(base, fit, rl_model, out, progress)
