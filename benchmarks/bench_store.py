@@ -5,7 +5,7 @@ real data (baselines next to LightGBM).
                                      [--data ../shared/data] [--no-imputation] [--json]
 
 Runs :func:`mobileai.bench.store.run_store_bench` (the same numbers as ``mobileai bench store``);
-results and the machine they were taken on: docs/bench-store.md.
+results and the machine they were taken on: docs/benchmarks.md ("Data plane benchmark").
 """
 
 from __future__ import annotations
