@@ -6,7 +6,6 @@ Exit codes: 0 success, 2 user error (bad input: one line, no traceback), 1 inter
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from enum import StrEnum
@@ -14,16 +13,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
+from mobileai.console import Device, check_device, emit, err, progress_bar
 from mobileai.errors import UserError
 
 app = typer.Typer(
@@ -38,48 +32,11 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 
-err = Console(stderr=True)
-
-
-class Device(StrEnum):
-    cpu = "cpu"
-    cuda = "cuda"
-    auto = "auto"
-
 
 class PropScenario(StrEnum):
     uma = "uma"
     umi = "umi"
     rma = "rma"
-
-
-def progress_bar(enabled: bool = True) -> Progress:
-    """A rich progress bar on stderr (silent when ``enabled`` is False)."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not enabled,
-        transient=True,
-    )
-
-
-def check_device(device: Device) -> str:
-    if device == Device.cuda:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA device is available here; use --device cpu or auto")
-    return device.value
-
-
-def emit(data: dict, as_json: bool, human: str | None = None) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data, indent=None) + "\n")
-    else:
-        Console().print(human if human is not None else json.dumps(data, indent=2))
 
 
 @app.command()

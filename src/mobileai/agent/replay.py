@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from mobileai.agent.approval import make_approver
 from mobileai.agent.audit import AuditLog, verify_audit
@@ -21,6 +20,7 @@ from mobileai.agent.loop import run_loop
 from mobileai.ai4net.app import make_app
 from mobileai.data.network import RecordedNetwork
 from mobileai.data.rundir import RunDir, check_target
+from mobileai.data.tables import read_table_file
 from mobileai.errors import UserError
 
 
@@ -42,16 +42,7 @@ def load_recorded(source: Path, run: str | None = None) -> pa.Table:
             return store.query(table="kpis", run=chosen)
         finally:
             store.close()
-    if not source.is_file():
-        raise UserError(f"--kpis {source}: no such file or store directory")
-    try:
-        if source.suffix.lower() == ".csv":
-            import pyarrow.csv as pacsv
-
-            return pacsv.read_csv(source)
-        return pq.read_table(source)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise UserError(f"--kpis {source}: cannot read it as {source.suffix or 'Parquet'} ({exc})") from exc
+    return read_table_file(source, "--kpis")
 
 
 def run_replay(

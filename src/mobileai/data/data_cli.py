@@ -7,29 +7,18 @@ prints machine-readable JSON on stdout, messages go to stderr, a user error is a
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from mobileai.console import emit, err
 from mobileai.errors import UserError
-
-err = Console(stderr=True)
 
 STORE_OPT = typer.Option("--store", help="Store root folder (created by ingest).")
 RUN_OPT = typer.Option("--run", help="Run name inside the store.")
 JSON_OPT = typer.Option("--json", help="Machine-readable output.")
-
-
-def _emit(data: dict, as_json: bool, human: str) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data, default=str) + "\n")
-    else:
-        Console().print(human, highlight=False)
 
 
 def _open(store: Path, run: str, *, write: bool = False, policy: Path | None = None, role: str | None = None):
@@ -124,7 +113,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             lines.append(
                 f"  {s['cells']} cells, {s['start']} .. {s['end']}; report {Path(s['summary_json']).parent}"
             )
-        _emit({"files": results}, as_json, "\n".join(lines))
+        emit({"files": results}, as_json, "\n".join(lines))
 
     @data_app.command("query")
     def query_cmd(
@@ -159,7 +148,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         human = f"{tab.num_rows:,} rows ({ms:.1f} ms)" + (f" -> {out}" if out else "")
         if tab.num_rows:
             human += "\n" + tab.slice(0, limit).to_pandas().to_string(max_cols=12)
-        _emit(data, as_json, human)
+        emit(data, as_json, human)
 
     @data_app.command("quality")
     def quality_cmd(
@@ -220,7 +209,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 f"  {r['kpi']:24s} {r['method']:9s} MAE {r['mae']:12.4g}  nMAE {r['nmae']:.3f}  "
                 f"{r['seconds']:.2f} s"
             )
-        _emit(data, as_json, "\n".join(lines))
+        emit(data, as_json, "\n".join(lines))
 
     @data_app.command("export")
     def export_cmd(
@@ -276,7 +265,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             human += f"; {kk}-anonymous over {qi}" + (
                 f", {data['suppressed_rows']:,} rows suppressed" if data.get("suppressed_rows") else ""
             )
-        _emit(data, as_json, human)
+        emit(data, as_json, human)
 
     @bench_app.command("store")
     def bench_store_cmd(
@@ -308,4 +297,4 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             sizes, seconds=seconds, days=days, data=data, imputation=imputation,
             progress=None if as_json else (lambda msg: err.print(msg, highlight=False)),
         )  # fmt: skip
-        _emit(result, as_json, format_store_bench(result))
+        emit(result, as_json, format_store_bench(result))

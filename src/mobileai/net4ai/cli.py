@@ -38,8 +38,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
     ) -> None:
         """Run an AI workload over the twin: where each task should run and the QoAIS it gets."""
-        from mobileai.cli import emit, err
         from mobileai.compute.workloads import load_workload
+        from mobileai.console import emit, err
         from mobileai.net4ai.bench import run_workload
         from mobileai.net4ai.offload import POLICIES
         from mobileai.net4ai.report import write_run
@@ -114,8 +114,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
         """Re-measure the per-layer model profiles (FLOPs, sizes, CPU latency) on this machine."""
-        from mobileai.cli import emit
         from mobileai.compute.profiles import generate_profiles
+        from mobileai.console import emit
 
         path = generate_profiles(out, repeats=repeats)
         emit({"profile": str(path)}, as_json, f"[bold green]written[/bold green]: {path}")
@@ -139,7 +139,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     ) -> None:
         """Placement policies side by side: deadline satisfaction, p50/p95 latency, device energy,
         uplink bytes, QoAIS; decision time for 1,000 tasks; predictor calibration on Cork 5G."""
-        from mobileai.cli import emit, err
+        from mobileai.console import emit, err
         from mobileai.net4ai.bench import run_offload_bench
         from mobileai.net4ai.report import finite
         from mobileai.simulate import parse_duration

@@ -7,42 +7,22 @@ stderr, bad input raises :class:`~mobileai.errors.UserError` (one line, exit cod
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow as pa
 import typer
-from rich.console import Console
 
+from mobileai.console import emit, err
+from mobileai.data.tables import read_table_file
 from mobileai.errors import UserError
 
-err = Console(stderr=True)
 
-
-def _emit(data: dict, as_json: bool, human: str) -> None:
-    if as_json:
-        typer.echo(json.dumps(data, default=float))
-    else:
-        Console().print(human, highlight=False)
-
-
-def read_kpis(path: Path):  # type: ignore[no-untyped-def]
+def read_kpis(path: Path) -> pa.Table:
     """A KPI export as an Arrow table: Parquet, or CSV (by suffix)."""
-    import pyarrow.csv as pv
-    import pyarrow.parquet as pq
-
-    if not path.exists():
-        raise UserError(f"--kpis {path}: file not found")
-    try:
-        if path.suffix.lower() == ".csv":
-            return pv.read_csv(path)
-        return pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for unreadable files
-        raise UserError(
-            f"--kpis {path}: cannot read it as {'CSV' if path.suffix == '.csv' else 'Parquet'}: {exc}"
-        ) from None
+    return read_table_file(path, "--kpis")
 
 
 def horizon_periods(horizon: str, step_s: float) -> int:
@@ -141,7 +121,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 f"\n  validation MAE ours {metrics['ours']['mae']:.4g} vs seasonal naive "
                 f"{metrics['seasonal_naive']['mae']:.4g}; 80 % interval coverage {metrics['coverage80']:.1%}"
             )
-        _emit(summary, as_json, human)
+        emit(summary, as_json, human)
 
     @bench_app.command("forecast")
     def bench_forecast(
@@ -165,7 +145,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
         if data is None:
             result = run_twin_bench(kpi, progress=say)
-            _emit(result, as_json, format_twin(result))
+            emit(result, as_json, format_twin(result))
         else:
             result = run_real_bench(data, progress=say, federated=federated)
-            _emit(result, as_json, format_real(result))
+            emit(result, as_json, format_real(result))
