@@ -3,7 +3,7 @@
 Runs on a small synthetic network (7 sites x 3 sectors, 4 days of 15-min periods): each cell's
 KPIs follow a daily load curve with noise; an outage zeroes the cell's traffic and moves its load
 to its neighbours; interference lowers SINR and CQI; a traffic surge multiplies the cell's load.
-The twin is too slow for unit tests; the twin and real-data numbers live in docs/bench-anomaly.md.
+The twin is too slow for unit tests; the twin and real-data numbers live in docs/benchmarks.md (section "Anomaly").
 """
 
 from __future__ import annotations
@@ -426,3 +426,34 @@ def test_neighbour_features_summarise_the_neighbours() -> None:
     assert nb.loc[0, "nb_mean:k"] == 2.0  # a's only neighbour is b
     assert np.isnan(nb.loc[3, "nb_mean:k"])  # b is not reported in the second period
     assert nb.loc[4, "nb_min:k"] == -1.0 and nb.loc[4, "nb_max:k"] == 3.0
+
+
+def test_anomaly_healer_app_proposes_once_per_incident_in_open_loop(
+    tmp_path: Path, data: dict, model: AnomalyModel
+) -> None:
+    """The App wrapper on recorded test days: healing decisions go through the loop, are logged
+    and not applied, and a lasting incident is proposed once, not every period."""
+    import pyarrow as pa
+
+    from mobileai.agent.approval import make_approver
+    from mobileai.agent.audit import AuditLog
+    from mobileai.agent.guardrails import GuardrailConfig
+    from mobileai.agent.loop import run_loop
+    from mobileai.ai4net.app import make_app
+    from mobileai.data.network import RecordedNetwork
+
+    model.save(tmp_path / "m")
+    net = RecordedNetwork(pa.Table.from_pandas(data["test"], preserve_index=False))
+    app = make_app("anomaly-healer", net.cells, model=str(tmp_path / "m"))
+    audit = AuditLog(None)
+    stats = run_loop(net, [app], GuardrailConfig(approval_level=None), make_approver("reject"), audit)
+    assert stats.applied == 0 and stats.decisions > 0
+    decisions = [r for r in audit.records if r["kind"] == "decision"]
+    assert all(r["verdict"] == "not_applied" for r in decisions)
+    assert all(r["evidence"]["fault_kind"] in r["reason"] for r in decisions)
+    # each (root cell, kind) incident starts at most once per stretch of detections
+    starts = {(r["period"], r["reason"].split(":")[0]) for r in decisions}
+    flagged = detect(model, data["test"])
+    roots = flagged[flagged["root_cause"] & flagged["kind"].notna()]
+    assert len(starts) <= len(roots)
+    assert app.explain()["incidents"] == len(starts)

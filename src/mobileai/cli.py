@@ -205,11 +205,18 @@ def run_cmd(
     sla_p5_mbps: Annotated[
         float, typer.Option(help="SLA: 5th-percentile DL user throughput per cell, Mbit/s.")
     ] = 1.0,
+    app_opt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--app-opt", help="An app's option, APP.KEY=VALUE (repeatable), e.g. anomaly-healer.model=DIR."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
 ) -> None:
     """Closed loop: run the scenario twice with the same seed, baseline vs apps, through the
     guardrails, and write a comparison report."""
     from mobileai.agent.compare import parse_app_list, run_comparison
+    from mobileai.ai4net.app import parse_app_options
 
     dev = check_device(device)
     app_list = parse_app_list(apps, "--apps")
@@ -227,7 +234,7 @@ def run_cmd(
         summary = run_comparison(
             scenario, out, app_list, base_list, duration=duration, period=period, start_hour=start_hour,
             seed=seed, n_ues=ues, device=dev, approver=approver, guardrails=guardrails,
-            sla_p5_mbps=sla_p5_mbps, on_progress=on_progress,
+            sla_p5_mbps=sla_p5_mbps, app_options=parse_app_options(app_opt), on_progress=on_progress,
         )  # fmt: skip
     human = None
     if not as_json:
@@ -270,13 +277,23 @@ def replay_cmd(
     apps: Annotated[str, typer.Option(help="Comma-separated apps (see `mobileai apps`).")],
     run: Annotated[str | None, typer.Option(help="Run inside a store directory.")] = None,
     guardrails: Annotated[Path | None, typer.Option(help="YAML with guardrail settings.")] = None,
+    app_opt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--app-opt", help="An app's option, APP.KEY=VALUE (repeatable), e.g. anomaly-healer.model=DIR."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
 ) -> None:
     """Open loop: replay recorded KPIs through apps and guardrails; decisions are logged, not applied."""
     from mobileai.agent.compare import parse_app_list
     from mobileai.agent.replay import run_replay
+    from mobileai.ai4net.app import parse_app_options
 
-    summary = run_replay(kpis, out, parse_app_list(apps, "--apps"), run=run, guardrails=guardrails)
+    summary = run_replay(
+        kpis, out, parse_app_list(apps, "--apps"), run=run, guardrails=guardrails,
+        app_options=parse_app_options(app_opt),
+    )  # fmt: skip
     loop = summary["loop"]
     human = (
         f"[bold green]done[/bold green]: {summary['out']}\n"

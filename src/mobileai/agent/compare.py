@@ -121,6 +121,7 @@ def run_comparison(
     approver: str = "reject",
     guardrails: Path | None = None,
     sla_p5_mbps: float = 1.0,
+    app_options: dict[str, dict[str, Any]] | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run both arms and write the run directory ``out``; returns the comparison summary.
@@ -137,6 +138,10 @@ def run_comparison(
         raise UserError(f"--sla-p5-mbps {sla_p5_mbps!r}: must be a positive number")
     guard_cfg = load_guardrails(guardrails)
     appr = make_approver(approver)
+    opts = app_options or {}
+    unknown = sorted(set(opts) - set(apps) - set(baseline))
+    if unknown:
+        raise UserError(f"--app-opt: {', '.join(unknown)} is in neither --apps nor --baseline")
     sc = apply_overrides(load_scenario(scenario_ref), seed, n_ues, str(scenario_ref))
     if duration is not None:
         seconds = parse_duration(duration) if isinstance(duration, str) else float(duration)
@@ -174,7 +179,7 @@ def run_comparison(
                     on_progress(arm, i, steps)
 
             net = TwinNetwork(sc, device=device, on_step=on_step)
-            arm_apps = [make_app(n, net.cells) for n in names]
+            arm_apps = [make_app(n, net.cells, **opts.get(n, {})) for n in names]
             audit = AuditLog(rd.path(f"{arm}/audit.jsonl"))
             bus = Bus()
             store = Store(rd.path(f"{arm}/store"), run=arm, fsync=True)
@@ -224,6 +229,7 @@ def run_comparison(
                 "arms": {a: results[a]["apps"] for a in ARMS},
                 "guardrails": guard_cfg.model_dump(mode="json"),
                 "approver": approver,
+                "app_options": {k: {kk: str(vv) for kk, vv in v.items()} for k, v in opts.items()},
                 "versions": versions(),
                 "platform": platform_info(net.twin.device),
                 "timings_s": {a: results[a]["wall_s"] for a in ARMS}

@@ -51,6 +51,7 @@ def run_replay(
     apps: list[str],
     run: str | None = None,
     guardrails: Path | None = None,
+    app_options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Replay ``source`` through ``apps`` (open loop) and write ``out``; returns the summary."""
     out = Path(out)
@@ -60,7 +61,8 @@ def run_replay(
     guard_cfg = load_guardrails(guardrails)
     kpis = load_recorded(source, run)
     net = RecordedNetwork(kpis)
-    arm_apps = [make_app(n, net.cells) for n in apps]
+    opts = app_options or {}
+    arm_apps = [make_app(n, net.cells, **opts.get(n, {})) for n in apps]
     with RunDir(out) as rd:
         audit = AuditLog(rd.path("audit.jsonl"))
         stats = run_loop(net, arm_apps, guard_cfg, make_approver("reject"), audit)

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
+from pydantic import ValidationError
 
 from mobileai.data.network import Observation
-from mobileai.errors import UserError
+from mobileai.errors import UserError, format_validation_error
 from mobileai.twin.actions import Action, ActionResult
 
 Impact = Literal["low", "medium", "high"]
@@ -82,6 +83,7 @@ BUILTIN_APPS: dict[str, str] = {
     "mro-rule": "mobileai.ai4net.mobility:MroRule",
     "energy-saver": "mobileai.ai4net.energy.app:EnergySaver",
     "energy-threshold": "mobileai.ai4net.energy.app:EnergyThreshold",
+    "anomaly-healer": "mobileai.ai4net.anomaly.app:AnomalyHealer",
 }
 _REGISTRY: dict[str, AppFactory] = {}
 
@@ -91,6 +93,24 @@ def register_app(name: str, factory: AppFactory) -> None:
     if name in _REGISTRY or name in BUILTIN_APPS:
         raise ValueError(f"app {name!r} is already registered")
     _REGISTRY[name] = factory
+
+
+def parse_app_options(items: list[str] | None) -> dict[str, dict[str, Any]]:
+    """``["energy-saver.max_sleep_share=0.3", ...]`` -> ``{"energy-saver": {"max_sleep_share": 0.3}}``
+    (values parsed as YAML scalars)."""
+    import yaml
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        head, sep, value = item.partition("=")
+        app, dot, key = head.partition(".")
+        if not sep or not dot or not app or not key:
+            raise UserError(f"--app-opt {item!r}: use APP.KEY=VALUE, e.g. anomaly-healer.model=runs/model")
+        try:
+            out.setdefault(app, {})[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out.setdefault(app, {})[key] = value
+    return out
 
 
 def app_names() -> list[str]:
@@ -106,7 +126,10 @@ def make_app(name: str, cells: pa.Table, **options: Any) -> App:
         factory = getattr(importlib.import_module(module), attr)
     else:
         raise UserError(f"--apps: unknown app {name!r}; known apps: {', '.join(app_names())}")
-    app = factory(cells, **options)
+    try:
+        app = factory(cells, **options)
+    except ValidationError as exc:
+        raise UserError(format_validation_error(exc, f"--app-opt {name}")) from exc
     if not isinstance(app, App):
         raise TypeError(f"app {name!r} does not implement the App protocol")
     return app
