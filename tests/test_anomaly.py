@@ -3,7 +3,8 @@
 Runs on a small synthetic network (7 sites x 3 sectors, 4 days of 15-min periods): each cell's
 KPIs follow a daily load curve with noise; an outage zeroes the cell's traffic and moves its load
 to its neighbours; interference lowers SINR and CQI; a traffic surge multiplies the cell's load.
-The twin is too slow for unit tests; the twin and real-data numbers live in docs/benchmarks.md (section "Anomaly").
+The twin is too slow for unit tests; the twin and real-data numbers live in docs/benchmarks.md
+(anomaly section).
 """
 
 from __future__ import annotations

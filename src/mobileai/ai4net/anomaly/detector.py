@@ -73,7 +73,7 @@ class AnomalyConfig(BaseModel):
         gt=0,
         lt=1,
         description="Flag when P(any fault) >= threshold (0.8: chosen on a development history, "
-        "docs/benchmarks.md (section "Anomaly")).",
+        "docs/benchmarks.md, anomaly section).",
     )
     unsupervised_quantile: float = Field(
         0.995, gt=0.5, lt=1, description="Without labels: flag above this quantile of training scores."
