@@ -15,12 +15,14 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-# The demo: one busy hour of the dense-urban city (57 cells, 2,850 UEs, 100 ms steps, mobility,
-# traffic, handover, energy and two injected faults), a few minutes on 2 cores. A new run
-# directory each time: an existing one is never overwritten.
+# The demo: the closed loop on the dense-urban city (57 cells, 2,850 UEs, 100 ms steps, mobility,
+# traffic, handover, energy, faults): the same seeded hour twice, the operators' rules (load-
+# threshold switch-off + MRO rule) vs the AI apps (forecast-driven energy saver + MRO rule),
+# through the guardrails, with a comparison report. A new run directory each time.
 DEMO_OUT ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 demo: $(STAMP)
-	$(BIN)/mobileai simulate dense-urban --out $(DEMO_OUT) --duration 1h
+	$(BIN)/mobileai run dense-urban --out $(DEMO_OUT) --duration 1h --start-hour 2 --period 5m \
+		--apps energy-saver,mro-rule --baseline energy-threshold,mro-rule --approver reject
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
