@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from mobileai.console import err
 from mobileai.errors import UserError
 
-err = Console(stderr=True)
 energy_app = typer.Typer(
     help="Energy saving: power-model fit, sleep planning (TR 38.864).", no_args_is_help=True
 )

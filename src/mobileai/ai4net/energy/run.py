@@ -53,7 +53,7 @@ def rl_policy(
 ) -> tuple[rl.RLPolicy, str]:
     """The PPO policy: loaded from ``rl_model``, else trained with the default budget on the
     training seed (saved to ``out/rl-policy.zip`` when ``out`` is given)."""
-    from mobileai.cli import err
+    from mobileai.console import err
 
     if rl_model is not None:
         return rl.RLPolicy.load(rl_model), str(rl_model)
@@ -79,10 +79,10 @@ def benchmark(
     rl_model: Path | None = None,
     policies: tuple[str, ...] = ("threshold", "ours", "rl"),
 ) -> dict[str, Any]:
-    """Run always-on and ``policies`` and return the benchmark JSON (see docs/bench-energy.md)."""
+    """Run always-on and ``policies``; returns the benchmark JSON (docs/benchmarks.md, energy saving)."""
     import torch
 
-    from mobileai.cli import err
+    from mobileai.console import err
 
     unknown = sorted(set(policies) - set(POLICIES))
     if unknown:
