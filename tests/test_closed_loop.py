@@ -87,17 +87,25 @@ def test_audit_chain_verifies_and_detects_tampering(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- guardrails
-def test_conflicts_priority_then_order_and_replacement() -> None:
-    a = Decision(SetTxPower(cell="c1", tx_power_dbm=40), "a")
-    b = Decision(SetHandoverParams(cell="c1", hysteresis_db=3, time_to_trigger_ms=320), "b")
+def test_conflicts_per_parameter_and_per_cell_for_state_changes() -> None:
+    power = Decision(SetTxPower(cell="c1", tx_power_dbm=40), "power")
+    ho = Decision(SetHandoverParams(cell="c1", hysteresis_db=3, time_to_trigger_ms=320), "ho")
+    ho_low = Decision(SetHandoverParams(cell="c1", hysteresis_db=4, time_to_trigger_ms=320), "ho_low")
     c = Decision(SetTxPower(cell="c2", tx_power_dbm=41), "c")
     c2 = Decision(SetTxPower(cell="c2", tx_power_dbm=42), "c2")
-    kept, dropped = resolve_conflicts([("low", 1, a), ("high", 9, b), ("low", 1, c), ("low", 1, c2)])
-    kept_reasons = sorted(d.reason for _, d in kept)
-    assert kept_reasons == ["b", "c2"]
+    # different parameters of one cell: both kept; the same parameter: priority wins
+    kept, dropped = resolve_conflicts(
+        [("low", 1, power), ("high", 9, ho), ("low", 1, ho_low), ("low", 1, c), ("low", 1, c2)]
+    )
+    assert sorted(d.reason for _, d in kept) == ["c2", "ho", "power"]
     why = {d.reason: r for _, d, r in dropped}
-    assert "high has priority" in why["a"] and "replaced" in why["c"]
-    kept, dropped = resolve_conflicts([("first", 5, a), ("second", 5, b)])
+    assert "high has priority" in why["ho_low"] and "replaced" in why["c"]
+    # a power-state change claims the whole cell
+    sleep = Decision(SetCellState(cell="c1", state="deep_sleep"), "sleep")
+    kept, dropped = resolve_conflicts([("mro", 5, ho), ("energy", 4, sleep)])
+    assert [app for app, _ in kept] == ["mro"] and dropped[0][0] == "energy"
+    assert "conflict on cell c1" in dropped[0][2]
+    kept, dropped = resolve_conflicts([("first", 5, power), ("second", 5, Decision(power.action, "again"))])
     assert [app for app, _ in kept] == ["first"] and dropped[0][0] == "second"
 
 

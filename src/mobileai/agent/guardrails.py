@@ -5,10 +5,11 @@ Every decision passes, in order:
 1. **Limits** (:class:`Limits`): the new value must lie in the operator's allowed range (tighter
    than what the action type itself accepts), and at most ``max_sleeping_share`` of the cells may
    be out of the active state at once (coverage: TR 38.864 clause 6 keeps a coverage layer).
-2. **Conflicts** (:func:`resolve_conflicts`): when two apps touch the same cell in one period,
-   the one with the higher ``priority`` keeps all its actions on that cell and the other's are
-   dropped (ties: the app listed first). Within one app, a later decision on the same parameter
-   replaces an earlier one. Policy documented in docs/closed-loop.md.
+2. **Conflicts** (:func:`resolve_conflicts`): when two apps set the same parameter of a cell in
+   one period, or one of them changes the cell's power state, the one with the higher
+   ``priority`` wins and the other's conflicting actions are dropped (ties: the app listed
+   first). Within one app, a later decision on the same parameter replaces an earlier one.
+   Policy documented in docs/closed-loop.md.
 3. **Impact and approval** (:func:`impact_of`): each action gets an impact class (the higher of
    the app's and the guardrails' own: switching a cell off or a >= 3 dB power change is high);
    actions at or above ``approval_level`` wait for an approver (:mod:`mobileai.agent.approval`).
@@ -162,20 +163,30 @@ class Screened:
 def resolve_conflicts(proposals: list[tuple[str, int, Decision]]) -> tuple[list, list]:
     """Split ``(app, priority, decision)`` proposals into kept and dropped-with-reason.
 
-    Per cell the highest-priority app wins (ties: first listed); within an app a later decision
-    on the same parameter replaces an earlier one."""
-    owner: dict[str, tuple[int, str]] = {}
-    for app, prio, d in proposals:
+    Two apps conflict when they set the same parameter of the same cell (``target_key``), or when
+    one of them changes the cell's power state (sleep / off / wake makes every other setting of
+    that cell moot). The higher-priority app wins (ties: the first listed) and the loser's
+    conflicting actions are dropped. Within one app a later decision on the same parameter
+    replaces an earlier one."""
+
+    def scope(d: Decision) -> tuple:
         cell = action_cell(d.action)
-        if cell not in owner or prio > owner[cell][0]:
-            owner[cell] = (prio, app)
+        return ("cell", cell) if cell in state_cells else ("key", d.action.target_key())
+
+    state_cells = {action_cell(d.action) for _, _, d in proposals if isinstance(d.action, SetCellState)}
+    owner: dict[tuple, tuple[int, str]] = {}
+    for app, prio, d in proposals:
+        k = scope(d)
+        if k not in owner or prio > owner[k][0]:
+            owner[k] = (prio, app)
     kept: dict[tuple, tuple[str, Decision]] = {}
     dropped: list[tuple[str, Decision, str]] = []
     for app, _prio, d in proposals:
-        cell = action_cell(d.action)
-        winner = owner[cell][1]
+        k = scope(d)
+        winner = owner[k][1]
         if app != winner:
-            dropped.append((app, d, f"conflict on cell {cell}: {winner} has priority this period"))
+            what = "cell" if k[0] == "cell" else f"{d.action.kind} of cell"
+            dropped.append((app, d, f"conflict on {what} {action_cell(d.action)}: {winner} has priority"))
             continue
         key = (app, d.action.target_key())
         if key in kept:

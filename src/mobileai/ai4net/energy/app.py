@@ -115,7 +115,7 @@ class _EnergyApp:
     """What both apps share: observation -> period table -> policy -> findings -> decisions."""
 
     name: ClassVar[str]
-    priority: ClassVar[int] = 40
+    priority: ClassVar[int] = 60  # a power-state change outranks tuning a cell (MRO 50), not healing (90)
 
     def __init__(self, policy: ThresholdRule | ForecastOptimiser, hold_periods: int) -> None:
         self.policy = policy
