@@ -265,3 +265,24 @@ def test_replay_command_open_loop_on_a_kpi_file(tmp_path: Path) -> None:
     assert "hysteresis 2 -> 3 dB" in dec[0]["reason"]
     res = cli("replay", tmp_path / "missing.parquet", "--out", tmp_path / "s", "--apps", "mro-rule")
     assert res.returncode == 2 and "no such file" in res.stderr
+
+
+def test_cooldown_holds_back_changes_but_never_a_wake_up() -> None:
+    """After a rollback the cell cools down: further changes are refused, a wake-up is not."""
+    net = TwinNetwork(tiny())
+    cell = net.cells.column("cell_id")[0].as_py()
+    plan = {
+        1: [Decision(SetCellState(cell=cell, state="deep_sleep"), "harmful sleep")],
+        2: [
+            Decision(SetHandoverParams(cell=cell, hysteresis_db=3, time_to_trigger_ms=320), "tune"),
+            Decision(SetCellState(cell=cell, state="active"), "wake"),
+        ],
+    }
+    rule = {"better": "higher", "max_rel": 0.5, "min_level": 0.5}
+    cfg = GuardrailConfig(kpi_guard={"RRC.ConnMean": rule}, neighbours=0, approval_level=None)
+    audit = AuditLog(None)
+    run_loop(net, [ScriptedApp(plan)], cfg, make_approver("reject"), audit)
+    assert [r["cell"] for r in audit.records if r["kind"] == "rollback"] == [cell]
+    late = {r["reason"]: r for r in audit.records if r["kind"] == "decision" and r["period"] == 2}
+    assert late["tune"]["verdict"] == "rejected" and "cooling down" in late["tune"]["note"]
+    assert late["wake"]["verdict"] == "applied"

@@ -154,7 +154,8 @@ def run_loop(
             row = _row(obs.config, cell)
             impact = max(d.impact, impact_of(d.action, row), key=IMPACT_RANK.__getitem__)
             why = None
-            if cell in cooldown:
+            waking = isinstance(d.action, SetCellState) and d.action.state == "active"
+            if cell in cooldown and not waking:  # waking a cell is the safe direction: never held back
                 why = f"cell {cell} is cooling down after a rollback ({cooldown[cell]} periods left)"
             why = why or check_limits(d.action, limits, row)
             goes_to_sleep = (
