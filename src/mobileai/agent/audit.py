@@ -56,6 +56,11 @@ class AuditLog:
         self._pending.clear()
 
 
+def record_cell(action: dict[str, Any]) -> str:
+    """The cell an audited action (its JSON form) targets; a CIO pair is keyed by its source."""
+    return str(action.get("cell", action.get("source")))
+
+
 def verify_audit(path: Path) -> tuple[bool, str]:
     """Check the hash chain of an audit file: (ok, message naming the first bad line)."""
     prev = GENESIS

@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import yaml
 from pydantic import ValidationError
 
 from mobileai.agent.approval import make_approver
-from mobileai.agent.audit import AuditLog, verify_audit
+from mobileai.agent.audit import AuditLog, record_cell, verify_audit
 from mobileai.agent.guardrails import GuardrailConfig
 from mobileai.agent.loop import LoopStats, run_loop
 from mobileai.ai4net.app import make_app
@@ -31,7 +30,7 @@ from mobileai.data.bus import Bus
 from mobileai.data.network import Observation, TwinNetwork
 from mobileai.data.rundir import RunDir, check_target
 from mobileai.data.store import Store
-from mobileai.errors import UserError, format_validation_error
+from mobileai.errors import UserError, format_validation_error, load_yaml_model
 from mobileai.simulate import apply_overrides, check_duration, parse_duration, platform_info, versions
 from mobileai.twin import timeline
 from mobileai.twin.config import load_scenario
@@ -53,16 +52,9 @@ def load_guardrails(path: Path | None) -> GuardrailConfig:
     """Guardrail settings from a YAML file (see docs/closed-loop.md), or the defaults."""
     if path is None:
         return GuardrailConfig()
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"--guardrails {path}: {exc}") from exc
-    try:
-        return GuardrailConfig(**data)
-    except ValidationError as exc:
-        raise UserError(format_validation_error(exc, f"--guardrails {path}")) from exc
-    except TypeError as exc:
-        raise UserError(f"--guardrails {path}: expected a mapping of settings") from exc
+    return load_yaml_model(
+        GuardrailConfig, path, "--guardrails", source=f"--guardrails {path}", empty_ok=True
+    )
 
 
 def _sum(tl: timeline.Timeline, name: str) -> float:
@@ -242,10 +234,6 @@ def run_comparison(
     return summary
 
 
-def _cell_of(action: dict[str, Any]) -> str:
-    return str(action.get("cell", action.get("source")))
-
-
 def _publisher(bus: Bus, audit: AuditLog) -> Callable[[Observation, LoopStats], None]:
     """Publish each period's KPIs, events and the loop's decisions to the data-plane bus."""
     seen = [0]
@@ -266,7 +254,7 @@ def _publisher(bus: Bus, audit: AuditLog) -> Callable[[Observation, LoopStats], 
                         "seq": pa.array([r["seq"] for r in new], pa.int64()),
                         "record": pa.array([r["kind"] for r in new], pa.string()),
                         "app": pa.array([r["app"] for r in new], pa.string()),
-                        "cell_id": pa.array([_cell_of(r["action"]) for r in new], pa.string()),
+                        "cell_id": pa.array([record_cell(r["action"]) for r in new], pa.string()),
                         "action": pa.array([r["action"]["kind"] for r in new], pa.string()),
                         "verdict": pa.array([r.get("verdict", "rolled_back") for r in new], pa.string()),
                         "reason": pa.array([r.get("reason", "") for r in new], pa.string()),

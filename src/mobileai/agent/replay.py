@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from mobileai.agent.approval import make_approver
-from mobileai.agent.audit import AuditLog, verify_audit
+from mobileai.agent.audit import AuditLog, record_cell, verify_audit
 from mobileai.agent.compare import load_guardrails
 from mobileai.agent.loop import run_loop
 from mobileai.ai4net.app import make_app
@@ -75,7 +75,7 @@ def run_replay(
                 "period": pa.array([r["period"] for r in rows], pa.int32()),
                 "t_s": pa.array([r["t_s"] for r in rows], pa.float64()),
                 "app": pa.array([r["app"] for r in rows], pa.string()),
-                "cell_id": pa.array([str(r["action"].get("cell", r["action"].get("source"))) for r in rows]),
+                "cell_id": pa.array([record_cell(r["action"]) for r in rows], pa.string()),
                 "action": pa.array([str(r["action"]) for r in rows], pa.string()),
                 "reason": pa.array([r["reason"] for r in rows], pa.string()),
                 "impact": pa.array([r["impact"] for r in rows], pa.string()),

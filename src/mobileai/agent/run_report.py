@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from mobileai.agent.audit import record_cell
 from mobileai.data.report import _CSS, _e, _fmt, _img, _mpl, _png, _table
 from mobileai.data.timeline_report import _stairs, _time_axis
 from mobileai.twin.timeline import Timeline
@@ -136,7 +137,7 @@ def _audit_rows(records: list[dict[str, Any]], limit: int = 60) -> str:
         if r["kind"] not in ("decision", "rollback"):
             continue
         a = r.get("action", {})
-        cell = a.get("cell", a.get("source", ""))
+        cell = record_cell(a)
         what = {k: v for k, v in a.items() if k not in ("kind", "cell", "source")}
         if r["kind"] == "rollback":
             rows.append(

@@ -16,11 +16,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mobileai.data.timeutil import parse_period
-from mobileai.errors import UserError, format_validation_error
+from mobileai.errors import UserError, load_yaml_model
 from mobileai.twin.counters import KPI_DEFINITIONS
 
 #: unit -> (quantity, factor to the quantity's base unit).
@@ -238,15 +237,4 @@ class Mapping(BaseModel):
     @classmethod
     def load(cls, path: Path) -> Mapping:
         """Read and validate a YAML mapping file."""
-        try:
-            data = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError:
-            raise UserError(f"mapping file {path} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path}: not valid YAML ({exc})") from None
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise UserError(format_validation_error(exc, str(path))) from None
-        except UserError as exc:
-            raise UserError(f"{path}: {exc}") from None
+        return load_yaml_model(cls, path, "mapping file")

@@ -20,10 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mobileai.errors import UserError, format_validation_error
+from mobileai.errors import UserError, load_yaml_model
 
 
 class AccessDenied(UserError):  # noqa: N818 (reads as the refusal it is)
@@ -78,16 +77,7 @@ class AccessPolicy(BaseModel):
     @classmethod
     def load(cls, path: Path) -> AccessPolicy:
         """Read and validate a YAML policy file."""
-        try:
-            data = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError:
-            raise UserError(f"policy file {path} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path}: not valid YAML ({exc})") from None
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise UserError(format_validation_error(exc, str(path))) from None
+        return load_yaml_model(cls, path, "policy file")
 
     def role(self, name: str) -> Role:
         if name not in self.roles:
