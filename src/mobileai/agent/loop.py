@@ -70,14 +70,6 @@ class LoopStats:
         return out
 
 
-def _row(config, cell: str) -> dict[str, Any] | None:
-    ids = config.column("cell_id").to_pylist()
-    if cell not in ids:
-        return None
-    i = ids.index(cell)
-    return {c: config.column(c)[i].as_py() for c in config.column_names}
-
-
 def _action_json(a) -> dict[str, Any]:
     return a.model_dump(mode="json")
 
@@ -147,11 +139,12 @@ def run_loop(
                 d, ActionResult(action=d.action, applied=False, t_s=obs.end_s, reason=why), why
             )
         # 4. limits, coverage, approval
-        sleeping = sum(1 for s in obs.config.to_pydict().get("state", []) if s != "active")
+        config_rows = {r["cell_id"]: r for r in obs.config.to_pylist()}
+        sleeping = sum(1 for r in config_rows.values() if r.get("state", "active") != "active")
         to_apply: list[tuple[str, Decision, str, str]] = []
         for app_name, d in kept:
             cell = action_cell(d.action)
-            row = _row(obs.config, cell)
+            row = config_rows.get(cell)
             impact = max(d.impact, impact_of(d.action, row), key=IMPACT_RANK.__getitem__)
             why = None
             waking = isinstance(d.action, SetCellState) and d.action.state == "active"
