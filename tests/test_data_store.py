@@ -49,6 +49,21 @@ def test_round_trip_hot_and_cold_agree(tmp_path: Path) -> None:
     ] * 3
 
 
+def test_rollover_compaction_runs_beside_ingest_and_queries(tmp_path: Path) -> None:
+    """The date rollover compacts in the background; every query meanwhile sees each row once."""
+    st = Store(tmp_path, "r", hot_periods=0)
+    day1 = _fill(st, 96)  # one full date
+    st.append(synthetic_kpis(6, 1, first_period=96))  # the rollover: day 1 compacts in the background
+    for _ in range(50):  # queries race the compaction: part files vanish, the day- file appears
+        got = st.query("2026-01-01", "2026-01-02")
+        assert got.num_rows == day1.num_rows
+    st.wait_compaction()
+    day1_dir = tmp_path / "kpis" / "run=r" / "date=2026-01-01"
+    assert [f.name[:4] for f in day1_dir.glob("*.parquet")] == ["day-"]
+    assert st.query("2026-01-01", "2026-01-02").num_rows == day1.num_rows
+    st.close()
+
+
 def test_query_errors_name_the_problem(tmp_path: Path) -> None:
     st = Store(tmp_path, "r")
     _fill(st, 4)

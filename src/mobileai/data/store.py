@@ -12,10 +12,12 @@ middle of an append loses that append only (one reporting period when the closed
 period by period) and never leaves a partial Parquet file under a visible name. ``fsync=True``
 also flushes the file and its directory, which extends this to power loss. Small per-period
 files are merged (in time order) into one zstd-compressed ``day-`` file per date when the date is
-complete (the
-first append of a later date), on :meth:`Store.compact` and on :meth:`Store.close`; a ``day-``
-file records the files it replaces in its Parquet metadata, and opening the store deletes any
-replaced file a kill left behind, so no row is ever counted twice. One process writes a run at a
+complete (the first append of a later date: on a background thread, so ingest does not wait for
+it), on :meth:`Store.compact` and on :meth:`Store.close` (which first waits for the background
+work); a ``day-`` file records the files it replaces in its Parquet metadata, readers skip them
+from the moment it appears, the replaced files are deleted under the store lock (so a query never
+reads a vanishing file), and opening the store deletes any replaced file a kill left behind, so no
+row is ever counted twice. One process writes a run at a
 time (an ``flock`` on ``run=<run>/.writer.lock``); readers need no lock.
 
 Reads: :meth:`Store.query` selects by time range, cells and KPIs. A query that starts inside the
@@ -34,6 +36,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,6 +167,9 @@ class Store:
         self._schemas: dict[str, pa.Schema] = {}
         self._seq = 0
         self._latest_date: dict[str, str] = {}
+        self._compact_lock = threading.Lock()  # one compaction at a time (background or not)
+        self._compactor: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
         self._lockfile = None
         self._con = None
         self._closed = False
@@ -192,6 +198,7 @@ class Store:
         if self._closed:
             return
         if not self.read_only:
+            self.wait_compaction()
             self.compact()
         if self._con is not None:
             self._con.close()
@@ -359,9 +366,26 @@ class Store:
                 prev = self._latest_date.get(name)
                 if prev is None or date > prev:
                     if prev is not None:
-                        self.compact(name, before=date)
+                        self._compact_in_background(name, before=date)
                     self._latest_date[name] = date
             return written
+
+    def _compact_in_background(self, name: str, before: str) -> None:
+        if self._compactor is None:
+            self._compactor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-compact")
+        self._pending = [f for f in self._pending if not f.done() or f.exception() is not None]
+        self._pending.append(self._compactor.submit(self.compact, name, before))
+
+    def wait_compaction(self) -> None:
+        """Wait for the date-rollover compactions running in the background; re-raise the first
+        error (a failed compaction loses nothing: the period files stay and stay readable)."""
+        pending, self._pending = self._pending, []
+        errors = [e for e in (f.exception() for f in pending) if e is not None]
+        if self._compactor is not None:
+            self._compactor.shutdown(wait=True)
+            self._compactor = None
+        if errors:
+            raise errors[0]
 
     def _remember(self, name: str, lo: int, hi: int, part: pa.Table) -> None:
         if name not in self._cold_max:
@@ -388,39 +412,45 @@ class Store:
 
     def compact(self, name: str | None = None, before: str | None = None) -> int:
         """Merge each date's files, in time order, into one zstd-compressed ``day-`` file (dates before
-        ``before`` only, when given); returns the number of files merged away."""
+        ``before`` only, when given); returns the number of files merged away.
+
+        The merge reads and writes without holding the store lock (appends and queries go on); the
+        replaced files are deleted under it, after the ``day-`` file is in place."""
         if self.read_only:
             return 0
         merged = 0
-        with self._lock:
+        with self._compact_lock:
             for tname in [name] if name else self.tables():
                 for date_dir in sorted(self._run_dir(tname).glob("date=*")):
                     if before and date_dir.name.removeprefix("date=") >= before:
                         continue
-                    files = [f for f in self._files(tname) if f.path.parent == date_dir]
-                    if len(files) < 2:
-                        continue
-                    files.sort(key=lambda f: (f.lo, f.hi, f.seq))  # time order; queries sort rows
-                    tab = pa.concat_tables(
-                        [pq.read_table(f.path) for f in files], promote_options="permissive"
-                    )
-                    meta = dict(tab.schema.metadata or {})
-                    meta[_REPLACES] = json.dumps(sorted(f.path.name for f in files)).encode()
-                    tab = tab.replace_schema_metadata(meta)
-                    lo, hi = min(f.lo for f in files), max(f.hi for f in files)
-                    path = date_dir / f"day-{lo}-{hi}-{self._next_seq():09d}.parquet"
-                    _atomic_parquet(
-                        tab,
-                        path,
-                        compression="zstd",
-                        compression_level=1,
-                        fsync=self.fsync,
-                        row_group_size=1 << 20,
-                    )
-                    for f in files:
-                        f.path.unlink(missing_ok=True)
-                    merged += len(files)
+                    merged += self._compact_date(tname, date_dir)
         return merged
+
+    def _compact_date(self, table: str, date_dir: Path) -> int:
+        with self._lock:
+            files = [f for f in self._files(table) if f.path.parent == date_dir]
+            seq = self._next_seq()
+        if len(files) < 2:
+            return 0
+        files.sort(key=lambda f: (f.lo, f.hi, f.seq))  # time order; queries sort rows
+        tab = pa.concat_tables([pq.read_table(f.path) for f in files], promote_options="permissive")
+        meta = dict(tab.schema.metadata or {})
+        meta[_REPLACES] = json.dumps(sorted(f.path.name for f in files)).encode()
+        tab = tab.replace_schema_metadata(meta)
+        lo, hi = min(f.lo for f in files), max(f.hi for f in files)
+        _atomic_parquet(
+            tab,
+            date_dir / f"day-{lo}-{hi}-{seq:09d}.parquet",
+            compression="zstd",
+            compression_level=1,
+            fsync=self.fsync,
+            row_group_size=1 << 20,
+        )
+        with self._lock:
+            for f in files:
+                f.path.unlink(missing_ok=True)
+        return len(files)
 
     # ---- reads
     def _connection(self):
@@ -561,31 +591,34 @@ class Store:
 
     def keys(self, table: str = "kpis", start: int | None = None, end: int | None = None) -> pa.Table:
         """(cell_id, time) pairs stored in ``[start, end]`` (epoch ms): duplicate detection on ingest."""
-        files = self._files(table, start, None if end is None else end + 1)
-        if not files:
-            return pa.table({"cell_id": pa.array([], pa.string()), "t": pa.array([], pa.int64())})
-        tcol = time_column(pq.read_schema(files[0].path))
-        return (
-            self._connection()
-            .sql(
-                f'SELECT cell_id, epoch_ms("{tcol}") AS t '
-                "FROM read_parquet($files, union_by_name = true, hive_partitioning = false)",
-                params={"files": [str(f.path) for f in files]},
+        with self._lock:
+            files = self._files(table, start, None if end is None else end + 1)
+            if not files:
+                return pa.table({"cell_id": pa.array([], pa.string()), "t": pa.array([], pa.int64())})
+            tcol = time_column(pq.read_schema(files[0].path))
+            return (
+                self._connection()
+                .sql(
+                    f'SELECT cell_id, epoch_ms("{tcol}") AS t '
+                    "FROM read_parquet($files, union_by_name = true, hive_partitioning = false)",
+                    params={"files": [str(f.path) for f in files]},
+                )
+                .to_arrow_table()
             )
-            .to_arrow_table()
-        )
 
     def summary(self) -> dict:
         """Tables of this run with their files, rows and time range."""
         out = {}
         for t in self.tables():
-            files = self._files(t)
-            rows = sum(pq.ParquetFile(f.path).metadata.num_rows for f in files)
+            with self._lock:
+                files = self._files(t)
+                rows = sum(pq.ParquetFile(f.path).metadata.num_rows for f in files)
+                size = sum(f.path.stat().st_size for f in files)
             out[t] = {
                 "files": len(files),
                 "rows": rows,
                 "start": None if not files else ms_to_date(min(f.lo for f in files)),
                 "end": None if not files else ms_to_date(max(f.hi for f in files)),
-                "bytes": sum(f.path.stat().st_size for f in files),
+                "bytes": size,
             }
         return out
