@@ -53,7 +53,10 @@ def _log10(x: torch.Tensor) -> torch.Tensor:
 
 
 def los_probability(scenario: str, d2d_out: torch.Tensor, h_ut: torch.Tensor) -> torch.Tensor:
-    """LOS probability, TR 38.901 Table 7.4.2-1 (outdoor users and the outdoor part of O2I links)."""
+    """LOS probability, TR 38.901 Table 7.4.2-1 (outdoor users and the outdoor part of O2I links).
+
+    The UMa formula exceeds 1 just beyond 18 m for UEs above 13 m (up to 1.006 at 18 m, 22.5 m);
+    a probability is clamped to 1 there, which changes no LOS draw (``u < p`` holds either way)."""
     d = torch.clamp(d2d_out, min=1e-3)
     if scenario == "rma":
         p = torch.exp(-(d - 10.0) / 1000.0)
@@ -66,7 +69,7 @@ def los_probability(scenario: str, d2d_out: torch.Tensor, h_ut: torch.Tensor) ->
         p = (18.0 / d + torch.exp(-d / 63.0) * (1.0 - 18.0 / d)) * (
             1.0 + c * 1.25 * (d / 100.0) ** 3 * torch.exp(-d / 150.0)
         )
-        return torch.where(d2d_out <= 18.0, torch.ones_like(p), p)
+        return torch.where(d2d_out <= 18.0, torch.ones_like(p), p.clamp(max=1.0))
     raise ValueError(f"unknown scenario {scenario!r}")
 
 
