@@ -21,7 +21,7 @@ from mobileai.ai4net.forecast.data import SeriesFrame, aggregate, frame_from_kpi
 from mobileai.ai4net.forecast.features import build_design
 from mobileai.ai4net.forecast.federated import Client, Update, fedavg, weighted_average
 from mobileai.ai4net.forecast.intervals import cqr_offset
-from mobileai.ai4net.forecast.metrics import coverage, mae
+from mobileai.ai4net.forecast.metrics import coverage, mae, profile_oracle_gain
 from mobileai.ai4net.forecast.model import SampleSet
 from mobileai.errors import UserError
 
@@ -153,6 +153,18 @@ def test_ours_beats_seasonal_naive_covers_and_round_trips(tmp_path) -> None:
     assert meta["cqr_offset"] == m.offset and meta["config"]["hidden"] == 16
     with pytest.raises(UserError):
         NeuralForecaster.load(tmp_path / "missing")
+
+
+def test_profile_oracle_gain_matches_the_closed_forms() -> None:
+    """Profile + iid noise: knowing the profile beats day-ahead naive by 1 - 1/sqrt(2) (Gaussian)
+    and 1 - 1/1.5 (Laplace: E|X1 - X2| = 1.5 b, E|X| = b); fewer than 3 days give NaN."""
+    rng = np.random.default_rng(0)
+    profile = np.tile(100 + 50 * np.sin(np.arange(24) / 24 * 2 * np.pi), 30)[:, None]
+    gauss = profile_oracle_gain(profile + rng.normal(0, 10, (720, 300)), 24)
+    laplace = profile_oracle_gain(profile + rng.laplace(0, 10, (720, 300)), 24)
+    assert gauss == pytest.approx(1 - 1 / np.sqrt(2), abs=0.01)
+    assert laplace == pytest.approx(1 / 3, abs=0.015)
+    assert np.isnan(profile_oracle_gain(profile[:60], 24))
 
 
 def test_gbm_baseline_fits_and_predicts_scaled_back() -> None:

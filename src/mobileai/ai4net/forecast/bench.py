@@ -38,7 +38,7 @@ from mobileai.ai4net.forecast.data import (
     load_milan,
 )
 from mobileai.ai4net.forecast.federated import Client, fedavg
-from mobileai.ai4net.forecast.metrics import coverage, mae, scores
+from mobileai.ai4net.forecast.metrics import coverage, mae, profile_oracle_gain, scores
 from mobileai.ai4net.forecast.model import NeuralConfig, NeuralForecaster
 from mobileai.errors import UserError
 
@@ -137,6 +137,8 @@ def evaluate_task(
         "per_series_mae": {},
         "fit_s": {},
         "predict_s": {},
+        # what knowing each series' exact daily profile would gain over seasonal naive (diagnostic)
+        "profile_oracle_gain": profile_oracle_gain(task.frame.values, task.frame.steps_per_day),
     }
     fitted: dict = {}
     for name in models:

@@ -26,6 +26,11 @@ def format_task(r: dict) -> list[str]:
             f"  ours vs seasonal naive: {r['ours_vs_naive']:+.1%} MAE reduction; 80 % interval "
             f"coverage {r['coverage80']:.1%}; latency {r['latency_ms_per_cell']:.3f} ms per cell"
         )
+    if r.get("profile_oracle_gain") == r.get("profile_oracle_gain"):  # not NaN
+        lines.append(
+            f"  a forecaster that knew each series' exact daily profile: {r['profile_oracle_gain']:+.1%} "
+            "vs seasonal naive (diagnostic of the data, see profile_oracle_gain)"
+        )
     return lines
 
 
