@@ -90,6 +90,23 @@ def test_radio_aware_follows_the_rate_and_neurosurgeon_uses_one_number() -> None
     assert np.isnan(ns.p_meet[0]) and np.isfinite(ns.est_latency_s[0])
 
 
+@pytest.mark.parametrize("policy", POLICIES)
+def test_decision_columns_match_the_option_table(policy: str) -> None:
+    wl = parse_workload(WORKLOAD)
+    rng = np.random.default_rng(5)
+    opt, x = _inputs(wl, 300, rng, rng.uniform(1e5, 1e8, 300))
+    d = decide(policy, opt, x)
+    assert opt.valid[x.cls, d.option].all()
+    est_dev = x.wait_dev_s + opt.dev_cpu_s[x.cls, 0] * x.ref_flops / x.dev_flops
+    on_dev = opt.node[x.cls, d.option] < 0
+    assert np.allclose(d.est_latency_s[on_dev], est_dev[on_dev])
+    if policy == "device":
+        assert on_dev.all()
+    if policy in ("edge", "cloud"):  # the earliest allowed upload wherever something may leave
+        may_leave = np.array([(opt.node[c] >= 0).any() for c in x.cls])
+        assert (~on_dev == may_leave).all()
+
+
 def test_decision_is_vectorised_for_1000_tasks() -> None:
     wl = parse_workload(WORKLOAD)
     rng = np.random.default_rng(1)
@@ -106,11 +123,65 @@ def test_predictor_intervals_are_calibrated_on_lognormal_rates() -> None:
     traces = [Trace(f"t{i}", "static", x[:, i], x[:, i] / 30, np.zeros(t, bool)) for i in range(n)]
     cal = calibration_on_traces(traces, "dl_bps")["by_mobility"]["all"]
     assert cal["coverage_80"] == pytest.approx(0.8, abs=0.04)
-    p = UplinkPredictor(2, 0.1)
-    p.update(np.array([1e7, 0.0]))
-    p.update(np.array([1e7, 0.0]))
+
+
+def test_outage_probability_depends_on_the_outage_state() -> None:
+    # Gilbert-Elliott: UE 0 always in service, UE 1 in a long outage, UE 2 leaves one
+    p = UplinkPredictor(3, 0.1)
+    for _ in range(30):
+        p.update(np.array([1e7, 0.0, 0.0]))
     pr = p.predict()
-    assert pr.p_out[1] == 1.0 and pr.p_out[0] == 0.0
+    assert pr.p_out[0] < 0.02 and pr.p_out[1] > 0.9
+    assert pr.outage_left_s[1] > 1.0  # a 3 s outage is expected to go on for a while
+    p.update(np.array([1e7, 0.0, 5e6]))
+    pr = p.predict()
+    assert pr.p_out[2] < 0.1  # back in service: the next interval is likely fine
+    assert pr.mu[2] == pytest.approx(np.log(5e6))
+
+
+def test_handover_restarts_the_rate_level_and_counts_handovers() -> None:
+    p = UplinkPredictor(2, 0.1)
+    for _ in range(50):
+        p.update(np.array([2e5, 2e5]))
+    ho = np.array([True, False])
+    p.update(np.array([0.0, 0.0]), handover=ho)  # interruption at the handover
+    p.update(np.array([3e7, 3e7]))  # the new cell is much better for UE 0; UE 1 just a spike
+    pr = p.predict()
+    assert pr.mu[0] == pytest.approx(np.log(3e7))  # restarted at the new cell's level
+    assert pr.mu[1] < np.log(1e6)  # Huber-clipped: one sample does not move it far
+    assert pr.ho_rate_hz[0] > 0 and pr.ho_rate_hz[1] == 0
+
+
+def test_radio_aware_keeps_tasks_off_an_uplink_in_outage() -> None:
+    wl = parse_workload({**WORKLOAD, "classes": [WORKLOAD["classes"][1]]})
+    rng = np.random.default_rng(0)
+    opt, x = _inputs(wl, 2, rng, np.array([5e7, 5e7]))
+    x.dev_flops = np.full(2, 1e12)  # the device makes the deadline too
+    x.p_out = np.array([0.0, 0.95])
+    x.outage_left_s = np.array([0.1, 2.0])
+    d = decide("radio_aware", opt, x)
+    node = opt.node[x.cls, d.option]
+    assert node[1] < 0  # in an outage: on the device
+    assert d.p_meet[1] == 1.0
+    # a device that cannot make it either: still the device (least expected latency), not a gamble
+    x.dev_flops = np.full(2, 3e10)
+    d = decide("radio_aware", opt, x)
+    assert opt.node[x.cls, d.option][1] < 0 and d.est_latency_s[1] < 1.0
+
+
+def test_averaging_over_a_long_transfer_narrows_the_rate_law() -> None:
+    # a transfer over many intervals sees their mean rate (Fenton-Wilkinson): a wide per-interval
+    # spread then costs less probability than for a one-interval transfer
+    wl = parse_workload({**WORKLOAD, "classes": [WORKLOAD["classes"][1]]})
+    rng = np.random.default_rng(0)
+    opt, x = _inputs(wl, 1, rng, np.array([1.2e7]))
+    x.deadline_s = np.array([1.0])
+    x.dev_flops = np.array([1e9])
+    x.sigma = np.array([1.5])
+    one = decide("radio_aware", opt, x).p_meet[0]
+    x.rate_interval_s = 0.005  # 60 kB at 12 Mbit/s = 40 ms = 8 intervals
+    many = decide("radio_aware", opt, x).p_meet[0]
+    assert many > one
 
 
 def test_replay_keeps_trace_shape_at_twin_level() -> None:
@@ -168,3 +239,71 @@ def test_priority_scheduler_protects_control_against_tensor_bursts() -> None:
     fifo = schedule_flows(offered, cap, 0.1, policy="fifo").as_dict()
     assert pri["control"]["within_pdb"] == 1.0 and pri["control"]["loss_rate"] == 0.0
     assert fifo["control"]["within_pdb"] < 0.5
+
+
+class _FakeTdd:
+    """The twin's action API (apply / revert of typed actions), nothing else."""
+
+    def __init__(self, n_cells: int) -> None:
+        self.n_cells, self.dt = n_cells, 0.1
+        self.dl = np.full(n_cells, 0.74)
+
+    def apply(self, actions):  # mirrors Twin.apply: a result per action, with what it replaced
+        from mobileai.twin.actions import ActionResult
+
+        out = []
+        for a in actions:
+            prev = float(self.dl[a.cell])
+            self.dl[a.cell] = a.dl_fraction
+            out.append(ActionResult(action=a, applied=True, t_s=0.0, previous=prev))
+        return out
+
+    def revert(self, result):
+        self.dl[result.action.cell] = result.previous
+
+
+def test_tdd_controller_moves_uplink_heavy_ai_cells_and_back() -> None:
+    from mobileai.net4ai.tdd import UL_HEAVY_DL_FRACTION, TddController
+
+    tw = _FakeTdd(3)
+    steps, ues = 60, 4
+    offered = np.zeros((steps, ues))
+    offered[:30, :2] = 4e6 * 0.1  # UEs 0, 1 (cell 0) send 4 Mbit/s each for 3 s, then stop
+    offered[:, 2] = 1e5 * 0.1  # UE 2 (cell 1): 100 kbit/s, never heavy
+    ctl = TddController(tw, np.arange(ues), offered, period_s=1.0, min_dwell_s=1.0)
+    links = {
+        "serving": np.array([0, 0, 1, 2]),
+        "peak_ul_bps": np.full(ues, 2e7),
+        "cell_dl_util": np.full(ues, 0.3),
+    }
+    for k in range(steps):
+        ctl(k, links)
+        if k == 15:  # 8 Mbit/s of 20 Mbit/s: 40 % of cell 0's uplink air time
+            assert tw.dl[0] == pytest.approx(UL_HEAVY_DL_FRACTION) and tw.dl[1] == 0.74
+            assert ctl.in_heavy[k, :2].all() and not ctl.in_heavy[k, 2:].any()
+    assert tw.dl[0] == 0.74  # demand gone: reverted to what it replaced
+    assert ctl.actions == 2 and ctl.state[15, 0] and not ctl.state[-1].any()
+    # a cell whose downlink would not fit into the shorter DL share is left alone
+    tw2 = _FakeTdd(3)
+    busy = TddController(tw2, np.arange(ues), offered, period_s=1.0, min_dwell_s=1.0)
+    for k in range(20):
+        busy(k, {**links, "cell_dl_util": np.full(ues, 0.7)})  # 0.7 x 0.743 / 0.543 = 0.96
+    assert busy.actions == 0 and (tw2.dl == 0.74).all()
+    # a pattern is kept for the minimum dwell time even when the demand stops at once
+    tw3 = _FakeTdd(3)
+    long = np.concatenate([offered, np.zeros((20, ues))])
+    slow = TddController(tw3, np.arange(ues), long, period_s=1.0, min_dwell_s=5.0)
+    for k in range(80):
+        slow(k, links)
+    assert slow.state[9:59, 0].all() and not slow.state[59:, 0].any()  # on at 0.9 s, off at 5.9 s
+
+
+@pytest.mark.parametrize("policy", ["neurosurgeon", "radio_aware", "edge"])
+def test_a_raw_upload_does_not_wait_for_a_busy_device(policy: str) -> None:
+    wl = parse_workload({**WORKLOAD, "classes": [WORKLOAD["classes"][1]]})
+    rng = np.random.default_rng(2)
+    opt, x = _inputs(wl, 1, rng, np.array([1e8]))
+    x.wait_dev_s = np.array([5.0])  # the robot's CPU is 5 s behind
+    d = decide(policy, opt, x)
+    assert opt.split[x.cls, d.option][0] == 0 and opt.node[x.cls, d.option][0] >= 0
+    assert d.est_latency_s[0] < 0.1  # the frame goes out now, not after the device's queue

@@ -20,10 +20,20 @@ from mobileai.compute.workloads import Workload, load_workload
 from mobileai.net4ai.offload import POLICIES, DecisionInputs, build_options, decide
 from mobileai.net4ai.qoais import privacy_violations, qoais_report
 from mobileai.net4ai.qos import MODALITIES, schedule_flows
-from mobileai.net4ai.simulator import WARMUP_STEPS, Outcomes, assign_members, record_radio, simulate
+from mobileai.net4ai.simulator import (
+    WARMUP_STEPS,
+    Members,
+    Outcomes,
+    assign_members,
+    record_radio,
+    simulate,
+)
+from mobileai.net4ai.tdd import CellMeter, TddController, tdd_cost
 from mobileai.net4ai.uplink import calibration_on_traces, load_cork5g, replay_uplinks
 
 STATIC = ("device", "edge", "cloud")
+#: Names in the JSON: ours, and ours / the single-bandwidth baseline with the TDD controller.
+LABEL = {"radio_aware": "ours", "radio_aware_tdd": "ours+tdd", "neurosurgeon_tdd": "neurosurgeon+tdd"}
 
 
 def default_workload_path() -> Path:
@@ -76,8 +86,14 @@ def run_workload(
     cork_data: str | Path | None = None,
     replay: bool = False,
     progress: Callable[[str], None] | None = None,
+    tdd: bool = False,
 ) -> dict:
-    """Record the twin once, play each policy; returns summaries, QoAIS and raw outcomes."""
+    """Record the twin once, play each policy; returns summaries, QoAIS and raw outcomes.
+
+    ``tdd``: also run "ours+tdd" (:mod:`mobileai.net4ai.tdd`): the twin recorded again with the
+    same scenario and seed while the TDD controller moves uplink-heavy AI cells to DDSUU, driven
+    by the uplink bits ours offered on the default pattern; ours plays that record, and the
+    downlink cost to the switched cells' other UEs is measured against the first recording."""
     import torch
 
     from mobileai.twin.config import SERVICES, load_scenario
@@ -100,7 +116,9 @@ def run_workload(
         steps = round(duration_s / twin.dt) + WARMUP_STEPS
         say(f"recording the twin's radio for {len(ue_ids)} AI UEs, {steps} steps")
         t0 = time.perf_counter()
-        radio = record_radio(twin, ue_ids, steps)
+        n_ues = len(twin.traffic.service)
+        meter = CellMeter(twin.n_cells, n_ues, ue_ids, steps, twin.dt) if tdd else None
+        radio = record_radio(twin, ue_ids, steps, on_step=meter)
         record_s = time.perf_counter() - t0
     finally:
         torch.set_num_threads(threads)
@@ -136,16 +154,83 @@ def run_workload(
             runs[pol] = s
             result["outcomes"][(src, pol)] = o
         result["runs"][src] = runs
+    if tdd and "radio_aware" in policies:
+        say("recording the twin again with the TDD controller")
+        offered = result["outcomes"][("twin", "radio_aware")].tensor_bits + side_flow_bits(
+            workload, members, radio.dt
+        )
+        torch.set_num_threads(1)
+        try:
+            twin2 = Twin(sc)
+            meter2 = CellMeter(twin2.n_cells, n_ues, ue_ids, steps, twin2.dt)
+            ctl = TddController(twin2, ue_ids, offered)
+
+            def both(k: int, links: dict) -> None:
+                meter2(k, links)
+                ctl(k, links)
+
+            radio_tdd = record_radio(twin2, ue_ids, steps, on_step=both)
+        finally:
+            torch.set_num_threads(threads)
+        # ours on the TDD record, and the single-bandwidth baseline on it too (what the network
+        # action gives without our placement)
+        for pol in ("radio_aware", "neurosurgeon"):
+            if pol not in policies:
+                continue
+            say(f"twin with the TDD controller: policy {pol}")
+            o = simulate(workload, members, radio_tdd, pol, seed=workload.seed)
+            s_tdd = summarise(o.columns, workload, horizon)
+            s_tdd["qoais"] = qoais_report(o.columns, workload, pol)
+            result["runs"]["twin"][f"{pol}_tdd"] = s_tdd
+            result["outcomes"][("twin", f"{pol}_tdd")] = o
+        cost = tdd_cost(meter, meter2, ctl.state, WARMUP_STEPS)
+        cost["actions"] = ctl.actions
+        cost["thresholds"] = {
+            "on_share": ctl.on_share,
+            "off_share": ctl.off_share,
+            "dl_fit": ctl.dl_fit,
+            "dl_full": ctl.dl_full,
+            "min_dwell_steps": ctl.dwell,
+        }
+        # the AI tasks of the UEs while their cell was UL-heavy, with and without the action
+        cost["ai_in_switched_cells"] = _ai_in_switched(result, ctl.in_heavy, radio.dt, horizon)
+        result["tdd"] = cost
+        records["twin_tdd"] = radio_tdd
     result["members"] = members
     result["radio"] = records
     return result
 
 
+def side_flow_bits(workload: Workload, members: Members, dt: float) -> np.ndarray:
+    """[1, AI UEs] uplink bits per step of each UE's side flows (control, audio, video)."""
+    f = [tc.flows for tc in workload.classes]
+    per_cls = np.array([x.control_bps + x.audio_bps + x.video_bps for x in f])
+    return (per_cls[members.cls] * dt)[None, :]
+
+
+def _ai_in_switched(result: dict, in_heavy: np.ndarray, dt: float, horizon: float) -> dict:
+    """Ours' tasks that arrived while their UE's serving cell was UL-heavy (in the TDD run):
+    deadline met and p95, with the action and without it (the same tasks: same arrivals)."""
+    out = {}
+    for name in ("radio_aware", "radio_aware_tdd"):
+        c = result["outcomes"][("twin", name)].columns
+        k = np.clip((c["t_arrival"] / dt).astype(np.int64), 0, in_heavy.shape[0] - 1)
+        m = in_heavy[k, c["ue"].astype(np.int64)]
+        e2e = np.where(np.isfinite(c["e2e_s"][m]), c["e2e_s"][m], horizon)
+        out[LABEL[name]] = {
+            "tasks": int(m.sum()),
+            "deadline_met": float(c["met"][m].mean()) if m.any() else None,
+            "p95_latency_ms": float(np.percentile(e2e, 95) * 1e3) if m.any() else None,
+            "uplink_mb": float(c["up_bytes"][m].sum() / 1e6),
+        }
+    return out
+
+
 def headline(runs: dict[str, dict]) -> dict:
     """The brief's JSON block and the target checks for one uplink source."""
-    pols = [p for p in POLICIES if p in runs]
+    pols = [p for p in (*POLICIES, "neurosurgeon_tdd", "radio_aware_tdd") if p in runs]
     out = {
-        key: {("ours" if p == "radio_aware" else p): runs[p][key] for p in pols}
+        key: {LABEL.get(p, p): runs[p][key] for p in pols}
         for key in ("p95_latency_ms", "p50_latency_ms", "deadline_met", "device_energy_j", "uplink_mb")
     }
     split_cls = [
@@ -154,37 +239,62 @@ def headline(runs: dict[str, dict]) -> dict:
         if "uplink_requirement_met" in runs[pols[0]]["per_class"][name]
     ]
     out["ts22261_split_image_met"] = {
-        ("ours" if p == "radio_aware" else p): {
-            c: runs[p]["per_class"][c]["uplink_requirement_met"] for c in split_cls
-        }
+        LABEL.get(p, p): {c: runs[p]["per_class"][c]["uplink_requirement_met"] for c in split_cls}
         for p in pols
     }
     if "radio_aware" in runs:
-        ours = runs["radio_aware"]
-        statics = [p for p in STATIC if p in runs]
-        best_met = max(statics, key=lambda p: runs[p]["deadline_met"])
-        best_p95 = min(statics, key=lambda p: runs[p]["p95_latency_ms"])
-        t = {
-            "best_static_by_deadline": best_met,
-            "deadline_ratio_vs_best_static": ours["deadline_met"] / max(runs[best_met]["deadline_met"], 1e-9),
-            "p95_reduction_vs_best_static": 1 - ours["p95_latency_ms"] / runs[best_p95]["p95_latency_ms"],
-        }
-        if "neurosurgeon" in runs:
-            ns = runs["neurosurgeon"]
-            t["deadline_ratio_vs_neurosurgeon"] = ours["deadline_met"] / max(ns["deadline_met"], 1e-9)
-            t["p95_reduction_vs_neurosurgeon"] = 1 - ours["p95_latency_ms"] / ns["p95_latency_ms"]
-        t["targets_met"] = {
-            "deadline_1_5x": t["deadline_ratio_vs_best_static"] >= 1.5
-            and t.get("deadline_ratio_vs_neurosurgeon", 2) >= 1.5,
-            "p95_30pct_lower": t["p95_reduction_vs_best_static"] >= 0.3
-            and t.get("p95_reduction_vs_neurosurgeon", 1) >= 0.3,
-        }
-        out["targets"] = t
+        out["targets"] = _targets(runs, "radio_aware", "neurosurgeon")
+    if "radio_aware_tdd" in runs:
+        # ours+tdd against the policies on the default pattern, and against the single-bandwidth
+        # baseline on the same UL-heavier cells (what the TDD action gives without our placement)
+        out["targets_ours_tdd"] = _targets(runs, "radio_aware_tdd", "neurosurgeon")
+        if "neurosurgeon_tdd" in runs:
+            same = _targets(runs, "radio_aware_tdd", "neurosurgeon_tdd")
+            out["targets_ours_tdd"]["vs_neurosurgeon_tdd"] = {
+                k: same[k] for k in ("deadline_ratio_vs_neurosurgeon", "p95_reduction_vs_neurosurgeon")
+            }
     return out
 
 
-def decision_time_bench(workload: Workload, tasks: int = 1000, repeats: int = 50, seed: int = 0) -> dict:
-    """Wall time of one vectorised decision for ``tasks`` concurrent tasks, per policy."""
+def _targets(runs: dict[str, dict], ours_key: str, ns_key: str) -> dict:
+    """The issue's ratios: ours vs the best static policy and vs the single-bandwidth selector."""
+    ours = runs[ours_key]
+    statics = [p for p in STATIC if p in runs]
+    t: dict = {}
+    if statics:
+        best_met = max(statics, key=lambda p: runs[p]["deadline_met"])
+        best_p95 = min(statics, key=lambda p: runs[p]["p95_latency_ms"])
+        t["best_static_by_deadline"] = best_met
+        t["deadline_ratio_vs_best_static"] = ours["deadline_met"] / max(runs[best_met]["deadline_met"], 1e-9)
+        t["p95_reduction_vs_best_static"] = 1 - ours["p95_latency_ms"] / runs[best_p95]["p95_latency_ms"]
+    if ns_key in runs:
+        ns = runs[ns_key]
+        t["deadline_ratio_vs_neurosurgeon"] = ours["deadline_met"] / max(ns["deadline_met"], 1e-9)
+        t["p95_reduction_vs_neurosurgeon"] = 1 - ours["p95_latency_ms"] / ns["p95_latency_ms"]
+    t["targets_met"] = {
+        "deadline_1_5x": t.get("deadline_ratio_vs_best_static", 2) >= 1.5
+        and t.get("deadline_ratio_vs_neurosurgeon", 2) >= 1.5,
+        "p95_30pct_lower": t.get("p95_reduction_vs_best_static", 1) >= 0.3
+        and t.get("p95_reduction_vs_neurosurgeon", 1) >= 0.3,
+    }
+    return t
+
+
+def decision_time_bench(workload: Workload, tasks: int = 1000, repeats: int = 200, seed: int = 0) -> dict:
+    """Decision latency for ``tasks`` concurrent tasks, every policy timed the same way.
+
+    What is timed: one call ``decide(policy, options, inputs)`` that decides all ``tasks`` tasks
+    at once (the inputs, one array per field as the simulator gathers them, are built before the
+    clock starts; the per-batch node tables are cached after the first call, as in a run), wall
+    clock (``time.perf_counter``), ``repeats`` calls after one warm-up call, the same inputs for
+    every policy. ``per_task_us`` = batch time / tasks; ``batch_cpu_*`` is the calling thread's
+    CPU time (``time.thread_time``), which leaves out waits for a core on a shared machine. The
+    target ("a decision per task in under 1 ms for 1,000 concurrent tasks") is read strictly:
+    the whole batch of 1,000 within 1 ms, i.e. every task has its decision < 1 ms after the
+    batch starts. The 1-minute load average is recorded next to the times (the machine may be
+    shared)."""
+    import os
+
     from mobileai.compute.nodes import ComputeLayer
     from mobileai.compute.profiles import reference_cpu_flops_per_s
 
@@ -217,20 +327,36 @@ def decision_time_bench(workload: Workload, tasks: int = 1000, repeats: int = 50
         node_overhead_s=compute.block_overhead_s,
         transport_bps=compute.transport_gbps() * 1e9,
         ref_flops=reference_cpu_flops_per_s(),
+        ho_rate_hz=rng.uniform(0, 0.2, tasks),
+        outage_left_s=rng.uniform(0.1, 2.0, tasks),
+        rate_interval_s=0.1,
     )
-    out = {"tasks": tasks, "options_per_task": opt.n_options, "repeats": repeats, "policies": {}}
+    out = {
+        "what": "one decide() call deciding all tasks at once; wall clock per call",
+        "tasks": tasks,
+        "options_per_task": opt.n_options,
+        "repeats": repeats,
+        "load_avg_1min_before": os.getloadavg()[0],
+        "policies": {},
+    }
     for pol in POLICIES:
         decide(pol, opt, x)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
+        times, cpu = np.empty(repeats), np.empty(repeats)
+        for r in range(repeats):
+            t0, c0 = time.perf_counter(), time.thread_time()
             decide(pol, opt, x)
-            times.append(time.perf_counter() - t0)
+            times[r], cpu[r] = time.perf_counter() - t0, time.thread_time() - c0
         out["policies"][pol] = {
-            "median_ms": float(np.median(times) * 1e3),
-            "best_ms": float(np.min(times) * 1e3),
+            "batch_median_ms": float(np.median(times) * 1e3),
+            "batch_p90_ms": float(np.percentile(times, 90) * 1e3),
+            "batch_best_ms": float(times.min() * 1e3),
+            "per_task_median_us": float(np.median(times) / tasks * 1e6),
+            # CPU time of the calling thread: without the time the process waited for a core
+            "batch_cpu_median_ms": float(np.median(cpu) * 1e3),
+            "batch_cpu_p90_ms": float(np.percentile(cpu, 90) * 1e3),
         }
-    out["radio_aware_under_1ms"] = out["policies"]["radio_aware"]["median_ms"] < 1.0
+    out["load_avg_1min_after"] = os.getloadavg()[0]
+    out["radio_aware_batch_under_1ms"] = out["policies"]["radio_aware"]["batch_median_ms"] < 1.0
     return out
 
 
@@ -261,10 +387,17 @@ def run_offload_bench(
     cork_data: str | Path | None = None,
     replay: bool = True,
     progress: Callable[[str], None] | None = None,
+    tdd: bool = True,
+    seed: int | None = None,
 ) -> dict:
+    """``bench offload``: every policy on the twin (and on replayed Cork 5G uplinks), ours with
+    the TDD controller, the decision-time benchmark, the predictor's calibration on the Cork
+    traces and the per-modality QoS comparison."""
     wl = load_workload(workload_path or default_workload_path())
     t0 = time.perf_counter()
-    res = run_workload(wl, scenario, duration_s, cork_data=cork_data, replay=replay, progress=progress)
+    res = run_workload(
+        wl, scenario, duration_s, seed=seed, cork_data=cork_data, replay=replay, progress=progress, tdd=tdd
+    )
     out: dict = {
         "scenario": res["scenario"],
         "seed": res["seed"],
@@ -286,6 +419,8 @@ def run_offload_bench(
                 load_cork5g(cork_data, apps=("Download", "Netflix", "Amazon_Prime")), "ul_bps"
             ),
         }
+    if "tdd" in res:
+        out["tdd"] = res["tdd"]
     out["decision_time"] = decision_time_bench(wl)
     out["qos_modalities"] = qos_comparison(res, wl)
     out["wall_s"] = time.perf_counter() - t0

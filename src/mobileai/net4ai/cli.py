@@ -135,6 +135,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         data: Annotated[
             Path | None, typer.Option(help="Cork 5G data folder (default ../shared/data/cork5g).")
         ] = None,
+        tdd: Annotated[
+            bool, typer.Option(help="Also run ours with the TDD controller (records the twin twice).")
+        ] = True,
+        seed: Annotated[int | None, typer.Option(min=0, help="Override the scenario's seed.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
         """Placement policies side by side: deadline satisfaction, p50/p95 latency, device energy,
@@ -146,7 +150,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
         seconds = parse_duration(duration)
         say = None if as_json else (lambda m: err.print(m, highlight=False))
-        res = finite(run_offload_bench(workload, scenario, seconds, data, replay, progress=say))
+        res = finite(
+            run_offload_bench(workload, scenario, seconds, data, replay, progress=say, tdd=tdd, seed=seed)
+        )
         human = None
         if not as_json:
             lines = [
@@ -156,7 +162,16 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             for key in ("deadline_met", "p50_latency_ms", "p95_latency_ms", "device_energy_j", "uplink_mb"):
                 lines.append(f"  {key:16s} " + "  ".join(f"{p} {v:.3g}" for p, v in res[key].items()))
             lines.append(f"  targets: {res.get('targets')}")
-            d = res["decision_time"]["policies"]["radio_aware"]
-            lines.append(f"  decision, 1,000 tasks: {d['median_ms']:.3f} ms (median)")
+            d = res["decision_time"]
+            lines.append(
+                f"  decision, {d['tasks']:,} tasks in one batch call (median ms): "
+                + "  ".join(f"{p} {v['batch_median_ms']:.3f}" for p, v in d["policies"].items())
+            )
+            if "tdd" in res:
+                t = res["tdd"]
+                lines.append(
+                    f"  ours+tdd: {t['cells_switched']} cells to DDSUU, DL to their other UEs "
+                    + (f"{t['dl_served_change']:+.1%}" if t["dl_served_change"] is not None else "n/a")
+                )
             human = "\n".join(lines)
         emit(res, as_json, human)

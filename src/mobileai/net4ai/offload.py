@@ -6,33 +6,46 @@ input when s = 0) uplink, and runs the rest on a MEC or the cloud. Split points 
 Neurosurgeon (Kang et al., ASPLOS 2017): a later split is kept only if it sends strictly fewer
 bytes than every earlier allowed one (otherwise it costs more device time for no radio gain).
 Privacy (:class:`~mobileai.compute.workloads.TaskClass`) removes the options whose upload is not
-allowed, for every policy, before any policy sees them.
+allowed, for every policy, before any policy sees them. Column 0 of every class is the on-device
+option.
 
-The latency of option (s, j) for a task is ``a + B / R``: ``a`` sums the deterministic parts
-(device queue and compute of blocks [0, s) at the device's current, possibly throttled, speed;
-the UE's uplink queue; radio access delay; transport to node j and back; node j's queue and its
-compute of blocks [s, n); the result's downlink), ``B`` is the upload in bits and ``R`` the UE's
+The latency of option (s, j) for a task is ``a + B / R``. ``a`` sums the deterministic parts:
+the upload starts when both the device has run blocks [0, s) (behind its queue; nothing to run
+and no device queue to wait for when s = 0, the raw input is ready at arrival) and the UE's
+uplink is free; then radio access, transport to node j and back, node j's queue and its compute
+of blocks [s, n), and the result's downlink. ``B`` is the upload in bits and ``R`` the UE's
 uplink rate over the transfer.
 
-Policies (all vectorised over tasks x options, no Python loop over tasks):
+Policies (one batch call decides all N tasks: numpy over N tasks x S split points, the node
+for each split point being a running minimum over the few nodes; no Python loop over tasks):
 
 - ``device``, ``edge``, ``cloud``: static placement. ``edge`` sends the earliest allowed data
   (raw input, or the features at ``min_split``) to the UE's serving-site MEC (another up MEC if it
   is down), ``cloud`` to the cloud; both fall back to the device where nothing may leave.
 - ``neurosurgeon``: Kang et al.: one measured bandwidth (the UE's recent mean uplink rate), the
   serving-site MEC, the node's current queue, minimum estimated latency.
-- ``radio_aware`` (ours): the predicted rate *distribution* (log-normal with outage probability
-  from :class:`~mobileai.net4ai.uplink.UplinkPredictor`), every MEC and the cloud, node queues,
-  device speed (thermal throttling), memory and battery; it maximises the probability of meeting
-  the deadline, P(a + B/R <= D) = (1 - p_out) x (1 - Phi((ln(B / (D - a)) - mu) / sigma)), and
-  among near-equal options prefers lower device energy, weighted up when the battery is low. The
-  simulator adds service continuity: uploads that degrade or cross a handover are re-decided
-  and may fall back to the device.
+- ``radio_aware`` (ours): the predicted rate *distribution* of
+  :class:`~mobileai.net4ai.uplink.UplinkPredictor` (log-normal log R ~ N(mu, sigma^2), an outage
+  probability conditioned on the UE's current outage state, a Gilbert-Elliott two-state channel),
+  the UE's handover rate, every MEC and the cloud, node queues, device speed (thermal
+  throttling), memory and battery. It maximises the probability of meeting the deadline,
+
+      P(a + B/R <= D) = (1 - p_out) x (1 - lambda_ho x B E[1/R]) x Phi((mu - ln(B / (D - a))) / sigma),
+
+  (the middle factor: no handover interruption during the transfer, Poisson handovers at rate
+  lambda_ho). Its score is P(on time) - ``LATENESS_WEIGHT`` x E[latency] / D - energy, with
+  E[latency] = a + B E[1/R] + p_out x E[outage left] (E[1/R] = exp(sigma^2/2 - mu) for a
+  log-normal R): a minimum expected cost decision with cost 1 for a missed deadline and 0.1 per
+  deadline of latency, so that when no option is likely to make it the least late one wins
+  (a late task does not pile onto a device that cannot keep up). The energy term (device compute
+  and transmit energy per device-only energy, weighted up when the battery is low) breaks
+  near-ties. The simulator adds service continuity: uploads that degrade, stall in an outage or
+  cross a handover are re-decided and may fall back to the device.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import ndtr
@@ -50,8 +63,11 @@ UL_ACCESS_S = 3.75e-3
 DL_ACCESS_S = 1.75e-3
 #: Energy weight of the radio-aware score (probability units per device-only energy).
 ENERGY_WEIGHT = 0.02
-#: Below this deadline probability for every option the radio-aware policy minimises latency.
-HOPELESS = 0.05
+#: Weight of the expected latency (in deadlines) against the probability of meeting the deadline:
+#: a task ten deadlines late costs as much as one missed deadline. It makes the policy take the
+#: least expected latency when no option is likely to make it, instead of gambling on a small
+#: chance (a late frame still has to be delivered).
+LATENESS_WEIGHT = 0.1
 #: Below this battery state of charge the energy weight grows as 1 / soc.
 LOW_BATTERY = 0.2
 
@@ -71,8 +87,9 @@ class OptionTable:
     srv_blocks: np.ndarray
     dev_model_bytes: np.ndarray
     result_bytes: np.ndarray
-    device_option: np.ndarray  # [C] column of the on-device option
+    device_option: np.ndarray  # [C] column of the on-device option (always 0)
     edge_option: np.ndarray  # [C, nodes] column of the static edge/cloud option per node (-1: none)
+    cache: dict = field(default_factory=dict, compare=False, repr=False)  # per-node-set tables
 
     @property
     def n_options(self) -> int:
@@ -146,7 +163,7 @@ class DecisionInputs:
     wait_ul_s: np.ndarray  # until the UE's uplink is free
     mu: np.ndarray  # predicted log uplink rate
     sigma: np.ndarray
-    p_out: np.ndarray
+    p_out: np.ndarray  # probability that the next interval is an outage (given the current state)
     mean_bps: np.ndarray  # single measured bandwidth (baseline)
     dl_bps: np.ndarray  # recent downlink rate for the result
     one_way_s: np.ndarray  # [N, nodes]
@@ -157,6 +174,9 @@ class DecisionInputs:
     node_overhead_s: np.ndarray  # [nodes]
     transport_bps: np.ndarray  # [nodes]
     ref_flops: float  # reference CPU FLOP/s of the profile
+    ho_rate_hz: np.ndarray | None = None  # recent handovers per second (radio-aware only)
+    outage_left_s: np.ndarray | None = None  # expected rest of an outage (radio-aware only)
+    rate_interval_s: float | None = None  # interval the predicted rate law is for (None: any)
 
 
 @dataclass
@@ -166,100 +186,226 @@ class Decision:
     p_meet: np.ndarray  # [N] radio-aware probability estimate (nan for other policies)
 
 
-def _components(opt: OptionTable, x: DecisionInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per task x option: deterministic latency a [N, K], upload bits [N, K], device energy
-    without radio [N, K], validity [N, K]."""
-    c = x.cls
-    node = opt.node[c]
-    remote = node >= 0
-    nj = np.where(remote, node, 0)
-    dev_t = opt.dev_cpu_s[c] * x.ref_flops / x.dev_flops[:, None]
-    srv_t = opt.srv_cpu_s[c] * x.ref_flops / x.node_flops[nj] + opt.srv_blocks[c] * x.node_overhead_s[nj]
-    bits = opt.up_bytes[c] * 8.0 * remote
-    ow = np.take_along_axis(x.one_way_s, nj, axis=1)
-    res_bits = (opt.result_bytes[c] * 8.0)[:, None]
-    net = (
-        x.wait_ul_s[:, None]
-        + UL_ACCESS_S
-        + 2.0 * ow
-        + bits / x.transport_bps[nj]
-        + x.node_wait_s[nj]
-        + srv_t
-        + res_bits / np.maximum(x.dl_bps, 1e3)[:, None]
-        + DL_ACCESS_S
+@dataclass
+class _Parts:
+    """Latency parts of one batch: the device option [N] and the remote options [N, S] (split
+    index i, each at its best node ``node_best``; for a fixed split every score prefers the node
+    with the least transport + queue + compute, so the node choice is separable)."""
+
+    a_dev: np.ndarray  # [N] on-device latency (queue + compute)
+    t_dev: np.ndarray  # [N] on-device compute seconds
+    start: np.ndarray  # [N, S] time from arrival to the upload's start
+    t_pre: np.ndarray  # [N, S] device compute of blocks [0, s)
+    base_n: np.ndarray  # [N, J, S] node part of the latency after the upload (inf: invalid)
+    after_fixed: np.ndarray  # [N] result downlink, the same at every node
+    node_best: np.ndarray  # [N, S]
+    a_rem: np.ndarray  # [N, S] deterministic latency at the best node
+    bits: np.ndarray  # [N, S] upload bits
+    log_bits: np.ndarray  # [N, S]
+    valid_dev: np.ndarray  # [N]
+    valid_rem: np.ndarray  # [N, S]
+
+
+@dataclass(frozen=True)
+class _Static:
+    """What does not change between batches, per class x split index (x node): [C, S] and
+    [C, J, S] views of the option table and the node-independent latency terms."""
+
+    base: np.ndarray  # [C, J, S] access + transport serialisation + server compute (inf: invalid)
+    t_pre_ref: np.ndarray  # [C, S] reference-CPU seconds of blocks [0, s)
+    waits_dev: np.ndarray  # [C, S] split > 0 (the upload waits for the device)
+    bits: np.ndarray  # [C, S]
+    log_bits: np.ndarray  # [C, S] (0 where nothing is sent)
+    mem: np.ndarray  # [C, S]
+
+
+def _static(opt: OptionTable, x: DecisionInputs) -> _Static:
+    key = (x.ref_flops, x.node_flops.tobytes(), x.node_overhead_s.tobytes(), x.transport_bps.tobytes())
+    hit = opt.cache.get(key)
+    if hit is not None:
+        return hit
+    n_c, k = opt.split.shape
+    j_n = len(x.node_flops)
+    n_s = (k - 1) // j_n
+    shape3 = (n_c, n_s, j_n)
+    rem = (slice(None), slice(1, 1 + n_s * j_n))
+    srv_t = opt.srv_cpu_s[rem].reshape(shape3) * (x.ref_flops / x.node_flops)
+    srv_t += opt.srv_blocks[rem].reshape(shape3) * x.node_overhead_s
+    bits3 = opt.up_bytes[rem].reshape(shape3) * 8.0
+    base = UL_ACCESS_S + bits3 / x.transport_bps + srv_t + DL_ACCESS_S
+    base[~opt.valid[rem].reshape(shape3)] = np.inf
+    base = np.ascontiguousarray(base.transpose(0, 2, 1))
+    first = slice(1, 1 + n_s * j_n, j_n)  # node 0 of each split index
+    st = _Static(
+        base,
+        opt.dev_cpu_s[:, first],
+        opt.split[:, first] > 0,
+        opt.up_bytes[:, first] * 8.0,
+        np.log(np.maximum(opt.up_bytes[:, first] * 8.0, 1.0)),
+        opt.dev_model_bytes[:, first],
     )
-    a = x.wait_dev_s[:, None] + dev_t + np.where(remote, net, 0.0)
-    valid = opt.valid[c] & (~remote | x.node_up[nj]) & (opt.dev_model_bytes[c] <= x.dev_memory_bytes[:, None])
-    e_dev = dev_t * x.dev_power_w[:, None]
-    return a, bits, e_dev, valid
+    opt.cache[key] = st
+    return st
 
 
-def _first_valid(valid: np.ndarray, preferred: np.ndarray) -> np.ndarray:
-    """preferred column where valid, else the first valid column."""
-    rows = np.arange(len(preferred))
-    ok = (preferred >= 0) & valid[rows, np.maximum(preferred, 0)]
-    return np.where(ok, preferred, np.argmax(valid, axis=1))
+def _components(opt: OptionTable, x: DecisionInputs) -> _Parts:
+    """Node-level terms are folded into a [C, J, S] table first, so that the per-task work is a
+    handful of gathers and adds over [N, S] (and a running minimum over the J nodes)."""
+    c = x.cls
+    st = _static(opt, x)
+    node_extra = np.where(x.node_up, x.node_wait_s, np.inf)
+    base_n = np.take(st.base, c, axis=0)
+    # best node per split: a running minimum over the J nodes (J is small; numpy reductions
+    # over a short last axis are slow)
+    after = node_best = None
+    for j in range(base_n.shape[1]):
+        v = base_n[:, j, :] + (2.0 * x.one_way_s[:, j] + node_extra[j])[:, None]
+        if after is None:
+            after, node_best = v, np.zeros(v.shape, np.int64)
+        else:
+            better = v < after
+            np.copyto(after, v, where=better)
+            node_best[better] = j
+    after_fixed = opt.result_bytes[c] * 8.0 / np.maximum(x.dl_bps, 1e3)
+    after += after_fixed[:, None]
+    inv_flops = x.ref_flops / x.dev_flops
+    t_pre = np.take(st.t_pre_ref, c, axis=0) * inv_flops[:, None]
+    # the upload waits for the device only if the device has blocks to run (s > 0)
+    ready = (t_pre + x.wait_dev_s[:, None]) * np.take(st.waits_dev, c, axis=0)
+    start = np.maximum(ready, x.wait_ul_s[:, None])
+    a_rem = start + after
+    bits = np.take(st.bits, c, axis=0)
+    valid_rem = np.isfinite(after) & (np.take(st.mem, c, axis=0) <= x.dev_memory_bytes[:, None])
+    t_dev = opt.dev_cpu_s[c, 0] * inv_flops
+    valid_dev = opt.valid[c, 0] & (opt.dev_model_bytes[c, 0] <= x.dev_memory_bytes)
+    return _Parts(
+        x.wait_dev_s + t_dev,
+        t_dev,
+        start,
+        t_pre,
+        base_n,
+        after_fixed,
+        node_best,
+        a_rem,
+        bits,
+        np.take(st.log_bits, c, axis=0),
+        valid_dev,
+        valid_rem,
+    )
+
+
+def _after_at(pt: _Parts, x: DecisionInputs, node: np.ndarray) -> np.ndarray:
+    """[N, S] latency after the upload when every task's node is ``node`` [N] (inf: invalid)."""
+    rows = np.arange(len(node))
+    extra = 2.0 * x.one_way_s[rows, node] + np.where(x.node_up, x.node_wait_s, np.inf)[node]
+    return pt.base_n[rows, node, :] + (extra + pt.after_fixed)[:, None]
+
+
+def _column(opt: OptionTable, split_idx: np.ndarray, node: np.ndarray) -> np.ndarray:
+    """Option-table column of (split index, node); split_idx < 0 means the device (column 0)."""
+    j_n = opt.edge_option.shape[1]
+    return np.where(split_idx >= 0, 1 + np.maximum(split_idx, 0) * j_n + node, 0)
 
 
 def decide(policy: str, opt: OptionTable, x: DecisionInputs) -> Decision:
-    """One decision per task (vectorised)."""
+    """One decision per task, all N tasks in one vectorised call."""
     n = len(x.cls)
     if n == 0:
         z = np.zeros(0)
         return Decision(np.zeros(0, np.int64), z, z)
-    a, bits, e_dev, valid = _components(opt, x)
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; known: {', '.join(POLICIES)}")
+    pt = _components(opt, x)
     rows = np.arange(n)
     nan = np.full(n, np.nan)
-    dev_col = opt.device_option[x.cls]
     if policy == "device":
-        return Decision(dev_col, a[rows, dev_col], nan)
+        return Decision(np.zeros(n, np.int64), pt.a_dev, nan)
     if policy in ("edge", "cloud"):
+        j_n = x.one_way_s.shape[1]
+        n_e = j_n - 1
         if policy == "cloud":
-            pref = opt.edge_option[x.cls, -1]
+            node = np.full(n, n_e)
         else:
-            n_e = x.one_way_s.shape[1] - 1
             # serving-site MEC if up, else the up MEC nearest by transport, else the cloud
             ow = np.where(x.node_up[None, :n_e], x.one_way_s[:, :n_e], np.inf)
             ow[rows, x.serving_edge] = np.where(x.node_up[x.serving_edge], -1.0, np.inf)
             best = np.argmin(ow, axis=1)
-            best = np.where(np.isfinite(ow[rows, best]), best, n_e)
-            pref = opt.edge_option[x.cls, best]
-        col = _first_valid(valid, pref)
-        col = np.where(pref >= 0, col, dev_col)
-        return Decision(col, a[rows, col], nan)
+            node = np.where(np.isfinite(ow[rows, best]), best, n_e)
+        # the earliest allowed upload (split index 0) where it may leave, else the device
+        after = _after_at(pt, x, node)[:, 0]
+        ok = pt.valid_rem[:, 0] & np.isfinite(after)
+        col = np.where(ok, _column(opt, np.zeros(n, np.int64), node), 0)
+        est = np.where(ok, pt.start[:, 0] + after, pt.a_dev)
+        return Decision(col, est, nan)
     if policy == "neurosurgeon":
-        node = opt.node[x.cls]
-        own = (node < 0) | (node == x.serving_edge[:, None])
-        est = a + bits / np.maximum(x.mean_bps, 1e3)[:, None]
-        est = np.where(valid & own, est, np.inf)
-        col = np.argmin(est, axis=1)
-        col = np.where(np.isfinite(est[rows, col]), col, dev_col)
-        return Decision(col, est[rows, col], nan)
-    if policy == "radio_aware":
-        d = x.deadline_s[:, None]
-        slack = d - a
-        with np.errstate(divide="ignore", invalid="ignore"):
-            need = np.log(bits / slack)
-            p_rate = (1.0 - x.p_out[:, None]) * (1.0 - ndtr((need - x.mu[:, None]) / x.sigma[:, None]))
-        p = np.where(slack <= 0, 0.0, np.where(bits > 0, p_rate, 1.0))
-        p = np.where(valid, p, -1.0)
-        median_rate = np.exp(x.mu)[:, None]
-        tx_t = bits / median_rate
-        energy = e_dev + tx_t * x.tx_power_w[:, None]
-        e_ref = np.maximum(e_dev[rows, dev_col], 1e-9)[:, None]
-        w = ENERGY_WEIGHT * np.where(x.soc < LOW_BATTERY, LOW_BATTERY / np.maximum(x.soc, 0.02), 1.0)
-        est = a + tx_t
-        score = p - w[:, None] * energy / e_ref - 1e-3 * est / d
-        col = np.argmax(np.where(valid, score, -np.inf), axis=1)
-        # no option is likely to make it: finish as early as possible (least late)
-        hopeless = p[rows, col] < HOPELESS
-        if hopeless.any():
-            fast = np.argmin(
-                np.where(valid, est + np.where(bits > 0, bits / np.exp(x.mu)[:, None], 0), np.inf), axis=1
-            )
-            col = np.where(hopeless, fast, col)
-        return Decision(col, est[rows, col], p[rows, col])
-    raise ValueError(f"unknown policy {policy!r}; known: {', '.join(POLICIES)}")
+        # serving-site MEC only, one measured bandwidth, minimum estimated latency
+        se = x.serving_edge
+        est = pt.start + _after_at(pt, x, se) + pt.bits / np.maximum(x.mean_bps, 1e3)[:, None]
+        est[~pt.valid_rem] = np.inf
+        i = np.argmin(est, axis=1)
+        e_rem = est[rows, i]
+        dev = ~np.isfinite(e_rem) | (pt.valid_dev & (pt.a_dev <= e_rem))
+        col = np.where(dev, 0, _column(opt, i, se))
+        return Decision(col, np.where(dev, pt.a_dev, e_rem), nan)
+    return _radio_aware(opt, x, pt)
+
+
+def _radio_aware(opt: OptionTable, x: DecisionInputs, pt: _Parts) -> Decision:
+    """Maximise P(deadline met) - LATENESS_WEIGHT x E[latency] / D - energy (module docstring)."""
+    n = len(x.cls)
+    rows = np.arange(n)
+    d = x.deadline_s
+    slack = d[:, None] - pt.a_rem
+    # The law is for the rate of one interval; a transfer over n intervals sees their mean, a
+    # sum of log-normals: Fenton-Wilkinson (IRE Trans. Commun. Syst. 1960) matches it with a
+    # log-normal of the same mean, sigma_n^2 = ln(1 + (e^{sigma^2} - 1) / n) (independent
+    # intervals), mu_n = mu + (sigma^2 - sigma_n^2) / 2.
+    mu = x.mu[:, None]
+    var = (x.sigma**2)[:, None]
+    if x.rate_interval_s is not None:
+        n_int = np.maximum(pt.bits * np.exp(-mu) / x.rate_interval_s, 1.0)
+        var_n = np.log1p(np.expm1(np.minimum(var, 50.0)) / n_int)
+        mu = mu + 0.5 * (var - var_n)
+        var = var_n
+    sig = np.sqrt(var)
+    # z = (mu - ln(B / slack)) / sigma, for remote options with time left
+    live = pt.valid_rem & (slack > 0)
+    z = np.log(np.where(live, slack, 1.0))
+    z -= pt.log_bits
+    z += mu
+    z /= sig
+    # Phi(z) where it is not 0 or 1 to double precision (the normal CDF is the costly ufunc)
+    p = (z > 0).astype(np.float64)
+    mid = np.abs(z) < 9.0
+    p[mid] = ndtr(z[mid])
+    p *= live
+    p *= (1.0 - x.p_out)[:, None]
+    # expected transfer time: E[1/R] = exp(sigma^2 / 2 - mu) for a log-normal R, plus the expected
+    # rest of an outage if the next interval is one
+    tx_mean = pt.bits * np.exp(0.5 * var - mu)
+    if x.ho_rate_hz is not None:
+        # no handover interruption during the transfer (Poisson handovers), first order
+        p *= np.maximum(1.0 - tx_mean * x.ho_rate_hz[:, None], 0.0)
+    lat = pt.a_rem + tx_mean
+    if x.outage_left_s is not None:
+        lat += (x.p_out * x.outage_left_s)[:, None]
+    p_dev = (pt.a_dev <= d).astype(np.float64)
+    # score = P(on time) - energy (battery-weighted, per device-only energy) - lateness penalty
+    w = ENERGY_WEIGHT * np.where(x.soc < LOW_BATTERY, LOW_BATTERY / np.maximum(x.soc, 0.02), 1.0)
+    e_ref = np.maximum(pt.t_dev * x.dev_power_w, 1e-9)
+    e_rem = (pt.t_pre * x.dev_power_w[:, None] + tx_mean * x.tx_power_w[:, None]) * (w / e_ref)[:, None]
+    lat_w = LATENESS_WEIGHT / d
+    score = p - e_rem - lat * lat_w[:, None]
+    score[~pt.valid_rem] = -np.inf
+    i = np.argmax(score, axis=1)
+    s_rem = score[rows, i]
+    s_dev = np.where(pt.valid_dev, p_dev - w - pt.a_dev * lat_w, -np.inf)
+    use_dev = (s_dev >= s_rem) | ~np.isfinite(s_rem)
+    node = pt.node_best[rows, i]
+    col = np.where(use_dev, 0, _column(opt, i, node))
+    est = np.where(use_dev, pt.a_dev, lat[rows, i])
+    p_best = np.where(use_dev, p_dev, p[rows, i])
+    return Decision(col, est, p_best)
 
 
 def device_params(classes: tuple[str, ...], kind: np.ndarray) -> dict[str, np.ndarray]:

@@ -5,15 +5,17 @@
    and the serving site. A real-trace variant (:func:`~mobileai.net4ai.uplink.replay_uplinks`)
    swaps in measured uplink series.
 2. :func:`simulate` plays the workload for one policy over that record. Per step: MEC queues,
-   background load and failures advance; the predictor sees the rates of the finished step only;
+   background load and failures advance; the predictor sees the finished step only (the rate left
+   to the AI tensors after the UE's higher-priority side flows, and whether the UE handed over);
    tasks that arrived in the step are decided in one vectorised call; their outcome is realised on
    the *recorded future* of their UE's radio (the uplink transfer integrates the per-step rate,
-   FIFO per UE behind its earlier uploads; the AI tensors get the UE's rate minus its
-   higher-priority side flows), node queues (pooled FIFO work backlog) and device state (queue,
-   thermal throttling, battery). The radio-aware policy also re-checks its uploads in progress
-   each step (service continuity): after a handover or when the rate fell below half of what it
-   planned with, an upload that now looks late is abandoned for on-device execution if that
-   finishes earlier.
+   FIFO per UE behind its earlier uploads; a raw upload starts at arrival, one after device
+   blocks when the device has run them), node queues (pooled FIFO work backlog) and device state
+   (queue, thermal throttling, battery). The radio-aware policy also re-checks its uploads in
+   progress each step (service continuity): after a handover, a MEC failure, or when the rate
+   fell below half of what it planned with (an outage included), an upload that now misses its
+   deadline is abandoned for on-device execution if the device finishes earlier and in time (or
+   the MEC is down); the radio stops transmitting then.
 
 Simplifications (wave 1): the AI tasks' own uplink bits are not fed back into the twin's
 scheduler (the rate estimate treats them as an extra PF user instead); a task's server work
@@ -103,9 +105,13 @@ def assign_members(
 
 
 def record_radio(
-    twin, ue_ids: np.ndarray, steps: int, on_step: Callable[[int], None] | None = None
+    twin,
+    ue_ids: np.ndarray,
+    steps: int,
+    on_step: Callable[[int, dict[str, np.ndarray]], None] | None = None,
 ) -> RadioRecord:
-    """Step ``twin`` ``steps`` times and record the AI UEs' radio state."""
+    """Step ``twin`` ``steps`` times and record the AI UEs' radio state; ``on_step(k, links)``
+    sees each step's ``twin.ue_links()`` (meters, network actions such as the TDD controller)."""
     ul = np.zeros((steps, len(ue_ids)))
     dl = np.zeros((steps, len(ue_ids)))
     site = np.zeros((steps, len(ue_ids)), np.int64)
@@ -119,7 +125,7 @@ def record_radio(
         dl[k] = available_rate_bps(links, twin.n_cells, "dl")[ue_ids]
         site[k] = cell_site[links["serving"][ue_ids]]
         if on_step is not None:
-            on_step(k)
+            on_step(k, links)
     cx = twin.cells.x.cpu().numpy() if hasattr(twin.cells.x, "cpu") else np.asarray(twin.cells.x)
     cy = twin.cells.y.cpu().numpy() if hasattr(twin.cells.y, "cpu") else np.asarray(twin.cells.y)
     n_sites = int(cell_site.max()) + 1
@@ -242,9 +248,11 @@ def simulate(
     for k in range(t_steps):
         now = k * dt
         failed = compute.step(now, dt)
-        if k > 0:
-            pred.update(radio.ul_bps[k - 1])
         handover = radio.site[k - 1] != prev_site if k > 0 else np.zeros(n_ue, bool)
+        if k > 0:
+            # the predictor (ours and the single-bandwidth baseline alike) measures the rate left
+            # to the AI tensors after the UE's higher-priority side flows
+            pred.update(ul_eff[k - 1], handover=handover)
         if k > 0:
             prev_site = radio.site[k - 1]
         if k < WARMUP_STEPS:
@@ -310,6 +318,9 @@ def simulate(
             node_overhead_s=compute.block_overhead_s,
             transport_bps=compute.transport_gbps() * 1e9,
             ref_flops=ref,
+            ho_rate_hz=p.ho_rate_hz[ue],
+            outage_left_s=p.outage_left_s[ue],
+            rate_interval_s=dt,
         )
         t0 = time.perf_counter()
         dec = decide(policy, opt, x)
@@ -331,14 +342,18 @@ def simulate(
         energy = np.zeros(n)
         lost = np.zeros(n, bool)
         tx_from = t_arr.copy()
+        tx_until = t_arr.copy()  # end of the planned transmission (energy of an abandoned one)
         rank = _rank_within(ue)
         for r in range(int(rank.max()) + 1):
             m = np.flatnonzero(rank == r)
             u = ue[m]
             d_t = dev_cpu[m] * ref / (dev["flops"][u] * speed[u])
-            start = np.maximum(t_arr[m], dev_free[u])
+            # only tasks with device blocks queue at the device; a raw upload (split 0) is ready
+            # at arrival
+            on_dev = d_t > 0
+            start = np.where(on_dev, np.maximum(t_arr[m], dev_free[u]), t_arr[m])
             dev_end = start + d_t
-            dev_free[u] = dev_end
+            dev_free[u] = np.where(on_dev, dev_end, dev_free[u])
             comp_s[m] = d_t
             energy[m] = d_t * dev["power_w"][u]
             compute_s_step[u] += d_t
@@ -359,6 +374,7 @@ def simulate(
                     np.isfinite(tx_end), tx_end - tx_start, np.maximum(t_steps * dt - tx_start, 0.0)
                 )
             energy[mr] += tx_busy * dev["tx_power_w"][ur]
+            tx_until[mr] = tx_start + tx_busy
             tx_s_step[ur] += tx_busy
             ul_s[mr] = tx_end - dev_end[rem]
             np.add.at(tensor_bits, (min(k, t_steps - 1), ur), bits[mr])
@@ -425,6 +441,7 @@ def simulate(
                 t_arr[keep] + deadline[cls[keep]],
                 done[keep],
                 tx_from[keep],
+                tx_until[keep],
                 bits[keep],
                 np.exp(p.mu[ue[keep]]),
                 site_now[ue[keep]],
@@ -447,7 +464,7 @@ def _rank_within(ue: np.ndarray) -> np.ndarray:
     return rank
 
 
-def _append_live(live: dict, ids, ue, cls, due, done, tx_from, bits, rate_plan, site, node) -> None:
+def _append_live(live: dict, ids, ue, cls, due, done, tx_from, tx_until, bits, rate_plan, site, node) -> None:
     new = {
         "id": ids,
         "ue": ue,
@@ -455,6 +472,7 @@ def _append_live(live: dict, ids, ue, cls, due, done, tx_from, bits, rate_plan, 
         "due": due,
         "done": done,
         "tx_from": tx_from,
+        "tx_until": tx_until,
         "bits": bits,
         "rate_plan": rate_plan,
         "site": site,
@@ -490,9 +508,10 @@ def _continuity_check(
     if len(live["id"]) == 0:
         return
     ue = live["ue"]
-    rate_now = radio.ul_bps[k - 1, ue]
+    dt_step = radio.dt
+    rate_now = uplinks.rate[k - 1, ue]
     moved = radio.site[k - 1, ue] != live["site"]
-    degraded = rate_now < 0.5 * live["rate_plan"]
+    degraded = rate_now < 0.5 * live["rate_plan"]  # includes an outage (rate 0)
     node_down = ~compute.up[live["node"]]
     check = moved | degraded | node_down
     if not check.any():
@@ -506,13 +525,20 @@ def _continuity_check(
     uploading = remaining > 0
     p = pred.predict()
     rate = np.exp(p.mu[u])
-    remote_eta = np.where(node_down[idx], np.inf, now + remaining / np.maximum(rate, 1e3) + 0.01)
+    # in an outage now: the expected rest of it (Gilbert-Elliott) before the rate comes back; an
+    # outage at a handover is the handover interruption, over within the step
+    stall = np.where(rate_now[idx] < 1e3, np.where(moved[idx], dt_step, p.outage_left_s[u]), 0.0)
+    remote_eta = np.where(node_down[idx], np.inf, now + stall + remaining / np.maximum(rate, 1e3) + 0.01)
     speed = fleet.speed()[u]
     local_eta = np.maximum(now, dev_free[u]) + full_dev_cpu[live["cls"][idx]] * ref / (
         dev["flops"][u] * speed
     )
     deadline_at = live["due"][idx]
+    # fall back when the upload now misses the deadline and the device finishes earlier *and in
+    # time* (or the node is down): a fallback that is late anyway only lengthens the device's
+    # queue for the tasks behind it
     go = uploading & (remote_eta > deadline_at) & (local_eta < remote_eta)
+    go &= (local_eta <= deadline_at) | node_down[idx]
     if not go.any():
         return
     sel = idx[go]
@@ -521,7 +547,9 @@ def _continuity_check(
     dev_free[ug] = local_eta[go]
     ul_free[ug] = now
     compute_s_step[ug] += t_dev
-    _patch(cols, live["id"][sel], local_eta[go], t_dev * dev["power_w"][ug], sent[go] / 8.0)
+    # the device computes the task; the radio stops sending now (not at the planned end)
+    unsent_tx = np.maximum(live["tx_until"][sel] - now, 0.0) * dev["tx_power_w"][ug]
+    _patch(cols, live["id"][sel], local_eta[go], t_dev * dev["power_w"][ug] - unsent_tx, sent[go] / 8.0)
     live["done"][sel] = now  # no longer in flight
 
 

@@ -15,8 +15,17 @@ false during handover interruption and RLF recovery, so the rate is 0 then.
 **Prediction.** :class:`UplinkPredictor` keeps, per UE, exponentially weighted mean and variance
 of log R (a log-normal rate model, the usual fit for throughput distributions, e.g. Raca et al.,
 "Beyond throughput, the next generation: a 5G dataset with channel and context metrics", ACM
-MMSys 2020) and the outage probability (share of samples at R = 0). The predictive law for the
-next interval is log R ~ N(m, (k s)^2) with probability 1 - p_out, else 0. The scale factor k is
+MMSys 2020) and a two-state outage channel (Gilbert, Bell Syst Tech J 1960; Elliott, 1963):
+decayed counts of the transitions in -> out and out -> out give P(out | in) and P(out | out), so
+the outage probability of the next interval depends on whether the UE is in an outage now, and
+an outage is expected to last dt / (1 - P(out | out)). Outages are not memoryless (a handover
+interruption ends after one step, a coverage hole lasts), so once an outage has lasted r steps
+P(out | out) is at least r / (r + 1) (Laplace's rule of succession on the current run). After a
+handover the log-mean restarts from the first in-service sample in the new cell (the old cell's
+level says little about it), and the UE's handovers are counted (a Poisson rate, for the risk of
+an interruption during a transfer). The predictive law for the next interval is
+log R ~ N(m, (k s)^2) with probability 1 - p_out, else 0. The scale factor k (one per UE: each
+UE's rate is its own time series) is
 adapted online so that the central 80 % interval covers 80 % of what follows: adaptive conformal
 inference (Gibbs and Candès, "Adaptive conformal inference under distribution shift", NeurIPS
 2021) applied to the interval width. The baseline is the single measured bandwidth of
@@ -51,6 +60,13 @@ MIN_LOG_STD = 0.05
 HUBER_K = 2.0
 #: Central interval the adaptive scale targets.
 INTERVAL = 0.8
+#: Memory of the outage-transition and handover counts, s (outages and handovers are rare
+#: events: they need a longer memory than the rate itself).
+EVENT_HALF_LIFE_S = 30.0
+#: Beta prior of the Gilbert-Elliott transition probabilities: (P(out | in), weight in samples)
+#: and (P(out | out), weight).
+PRIOR_IN_OUT = (0.01, 10.0)
+PRIOR_OUT_OUT = (0.5, 2.0)
 
 
 def available_rate_bps(links: dict[str, np.ndarray], n_cells: int, direction: str = "ul") -> np.ndarray:
@@ -68,8 +84,10 @@ class RatePrediction:
 
     mu: np.ndarray  # mean of log rate
     sigma: np.ndarray  # std of log rate (scaled)
-    p_out: np.ndarray  # probability of an outage (rate 0)
+    p_out: np.ndarray  # probability that the next interval is an outage (rate 0), given the state now
     mean_bps: np.ndarray  # single-number baseline: recent mean rate
+    outage_left_s: np.ndarray  # expected rest of an outage once in one, s
+    ho_rate_hz: np.ndarray  # handovers per second
 
     def quantile(self, q: float) -> np.ndarray:
         """Rate quantile q of the non-outage part, bit/s."""
@@ -77,7 +95,8 @@ class RatePrediction:
 
 
 class UplinkPredictor:
-    """Vectorised per-UE log-normal rate predictor with an adaptively calibrated width.
+    """Vectorised per-UE log-normal rate predictor with an adaptively calibrated width, a
+    Gilbert-Elliott outage state and a handover rate (see the module docstring).
 
     ``half_life_s`` sets the EWMA memory; ``gamma`` the step of the adaptive width update;
     ``mean_window_s`` the memory of the single-bandwidth baseline's mean.
@@ -99,41 +118,81 @@ class UplinkPredictor:
         self.gamma = gamma
         self.m = np.zeros(n)
         self.v = np.ones(n)
-        self.p_out = np.zeros(n)
+        self.a_event = 1.0 - 0.5 ** (dt_s / EVENT_HALF_LIFE_S)
+        self.last_out = np.zeros(n, dtype=bool)
+        self.out_run = np.zeros(n)  # consecutive outage samples up to now
+        self.fresh = np.zeros(n, dtype=bool)  # handed over, no in-service sample since
+        self.has_level = np.zeros(n, dtype=bool)  # an in-service sample seen
+        # decayed counts: samples in / out of an outage and the transitions out of each state
+        self.n_in = np.full(n, PRIOR_IN_OUT[1])
+        self.n_in_out = np.full(n, PRIOR_IN_OUT[0] * PRIOR_IN_OUT[1])
+        self.n_out = np.full(n, PRIOR_OUT_OUT[1])
+        self.n_out_out = np.full(n, PRIOR_OUT_OUT[0] * PRIOR_OUT_OUT[1])
+        self.ho_rate = np.zeros(n)
         self.mean = np.zeros(n)
         self.seen = np.zeros(n, dtype=bool)
-        self.scale = 1.0
+        self.scale = np.ones(n)  # per-UE adaptive width factor
         self._z = float(ndtri(0.5 + INTERVAL / 2))
 
     def predict(self) -> RatePrediction:
         sigma = self.scale * np.sqrt(np.maximum(self.v, MIN_LOG_STD**2))
-        return RatePrediction(self.m.copy(), sigma, self.p_out.copy(), self.mean.copy())
+        p_oo = np.maximum(self.n_out_out / self.n_out, self.out_run / (self.out_run + 1.0))
+        p_out = np.where(self.last_out, p_oo, self.n_in_out / self.n_in)
+        left = self.dt / np.maximum(1.0 - p_oo, 1e-3)
+        return RatePrediction(self.m.copy(), sigma, p_out, self.mean.copy(), left, self.ho_rate.copy())
 
-    def update(self, rate_bps: np.ndarray, idx: np.ndarray | None = None) -> None:
-        """Observe the rates of UEs ``idx`` (all UEs when None) over the last interval."""
+    def update(
+        self, rate_bps: np.ndarray, idx: np.ndarray | None = None, handover: np.ndarray | None = None
+    ) -> None:
+        """Observe the rates of UEs ``idx`` (all UEs when None) over the last interval, and
+        optionally which of them handed over in it."""
         idx = np.arange(self.n) if idx is None else idx
         r = np.asarray(rate_bps, dtype=np.float64)
         out = r < OUTAGE_BPS
+        if handover is not None:
+            self.fresh[idx] |= np.asarray(handover, dtype=bool)
+        # a handover starts a new rate level: the first in-service sample in the new cell
+        # restarts the log-mean (the variance and the width factor are the UE's, kept)
+        restart = self.fresh[idx] & ~out
+        self.fresh[idx] &= out
         first = ~self.seen[idx]
+        # the log-mean starts at the first in-service sample (an outage says nothing of the level)
+        new_level = ~self.has_level[idx] & ~out
+        restart |= new_level
+        self.has_level[idx] |= ~out
         # adaptive width: did the central interval of the previous prediction cover this sample?
-        ok = ~out & ~first
+        ok = ~out & ~restart
         if ok.any():
             lr = np.log(r[ok])
-            sig = self.scale * np.sqrt(np.maximum(self.v[idx][ok], MIN_LOG_STD**2))
-            miss = np.abs(lr - self.m[idx][ok]) > self._z * sig
-            self.scale *= math.exp(self.gamma * (miss.mean() - (1.0 - INTERVAL)))
-            self.scale = min(max(self.scale, 0.2), 20.0)
+            io = idx[ok]
+            sig = self.scale[io] * np.sqrt(np.maximum(self.v[io], MIN_LOG_STD**2))
+            miss = np.abs(lr - self.m[io]) > self._z * sig
+            self.scale[io] = np.clip(
+                self.scale[io] * np.exp(self.gamma * (miss - (1.0 - INTERVAL))), 0.2, 20.0
+            )
         lr_all = np.log(np.maximum(r, OUTAGE_BPS))
         m, v = self.m[idx], self.v[idx]
-        a = np.where(first, 1.0, self.a)
-        upd = ~out | first
+        upd = ~out
         # Huber-clipped innovation: one deep fade must not drag the log-mean far down
         lim = HUBER_K * np.sqrt(np.maximum(v, MIN_LOG_STD**2))
         d = np.clip(lr_all - m, -lim, lim)
-        m_new = np.where(upd, m + a * d, m)
-        v_new = np.where(first, 0.25, np.where(upd, (1 - a) * (v + a * d * d), v))
+        m_new = np.where(restart, lr_all, np.where(upd, m + self.a * d, m))  # no clipping then
+        v_upd = (1 - self.a) * (v + self.a * d * d)
+        v_new = np.where(new_level, 0.25, np.where(upd & ~restart, v_upd, v))
         self.m[idx], self.v[idx] = m_new, v_new
-        self.p_out[idx] = np.where(first, out * 1.0, self.p_out[idx] + self.a * (out - self.p_out[idx]))
+        # Gilbert-Elliott transition counts (from the previous state of each UE), decayed
+        prev_out = self.last_out[idx]
+        keep = 1.0 - self.a_event
+        was_in, was_out = ~first & ~prev_out, ~first & prev_out
+        self.n_in[idx] = np.where(was_in, self.n_in[idx] * keep + 1.0, self.n_in[idx])
+        self.n_in_out[idx] = np.where(was_in, self.n_in_out[idx] * keep + out, self.n_in_out[idx])
+        self.n_out[idx] = np.where(was_out, self.n_out[idx] * keep + 1.0, self.n_out[idx])
+        self.n_out_out[idx] = np.where(was_out, self.n_out_out[idx] * keep + out, self.n_out_out[idx])
+        self.last_out[idx] = out
+        self.out_run[idx] = np.where(out, self.out_run[idx] + 1.0, 0.0)
+        if handover is not None:
+            rate_now = np.asarray(handover, dtype=np.float64) / self.dt
+            self.ho_rate[idx] += self.a_event * (rate_now - self.ho_rate[idx])
         am = np.where(first, 1.0, self.a_mean)
         self.mean[idx] = self.mean[idx] + am * (r - self.mean[idx])
         self.seen[idx] = True
@@ -251,7 +310,7 @@ def calibration_on_traces(traces: list[Trace], series: str = "dl_bps", warmup: i
         out["by_mobility"][name] = row
     hist, _ = np.histogram(np.concatenate(pit), bins=10, range=(0, 1))
     out["pit_histogram"] = (hist / hist.sum()).round(4).tolist()
-    out["final_scale"] = pred.scale
+    out["final_scale_median"] = float(np.median(pred.scale))
     return out
 
 
