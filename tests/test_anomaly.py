@@ -384,6 +384,59 @@ def test_cli_open_loop_on_a_kpi_export(tmp_path: Path, data: dict) -> None:
     assert "no such file" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_alarms_join_a_faulty_cell_and_its_flagged_neighbours() -> None:
+    """Scoring definition (docs/anomaly.md): flagged cell-periods connected in space (neighbour
+    graph) and time (consecutive periods) are one alarm; neighbours flagged alone stay false."""
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    cells = synth_cells()
+    graph = neighbour_graph(cells, 4)
+    a = "S000-0"
+    nb = graph.of(a)[0]
+    far = next(c for c in cells["cell_id"] if c != a and c not in graph.of(a) and c not in graph.of(nb))
+    n = 10
+    ids = [a, nb, far]
+    pred = pd.DataFrame(
+        {
+            "period_start": [t0 + i * PERIOD for i in range(n)] * 3,
+            "period_end": [t0 + (i + 1) * PERIOD for i in range(n)] * 3,
+            "cell_id": [c for c in ids for _ in range(n)],
+        }
+    )
+    flag = np.zeros(3 * n, dtype=bool)
+    flag[[2, 3]] = True  # the faulty cell, periods 2-3
+    flag[[n + 4, n + 8]] = True  # its neighbour: period 4 (right after: same alarm), period 8 (alone)
+    flag[2 * n + 3] = True  # a far cell during the fault: not connected, a false alarm
+    pred["flag"] = flag
+    faults = fault_events(
+        pd.DataFrame(
+            {"kind": ["outage"], "cell_id": [a], "start": [t0 + 2 * PERIOD], "end": [t0 + 4 * PERIOD]}
+        )
+    )
+    joined = evaluate(pred, faults, rca=False, graph=graph)
+    per_cell = evaluate(pred, faults, rca=False)
+    assert per_cell["alarms"] == per_cell["cell_alarms"] == 4 and per_cell["event_precision"] == 0.25
+    assert joined["alarms"] == 3 and joined["cell_alarms"] == 4
+    assert joined["event_precision"] == pytest.approx(1 / 3, abs=1e-4)
+    assert joined["event_recall"] == per_cell["event_recall"] == 1.0
+    # a gap of one period splits the faulty cell's alarm again
+    gap = pred.assign(flag=flag & ~np.isin(np.arange(3 * n), [3]))
+    assert evaluate(gap, faults, rca=False, graph=graph)["alarms"] == 4
+
+
+def test_onset_periods_partly_covered_by_a_fault_are_trained_on(data: dict) -> None:
+    f = data["faults"]
+    # faults that begin 10 minutes into a period cover a third of their onset period
+    late = f[f["start"] < data["split"]].assign(
+        start=lambda d: d["start"].dt.floor("15min") + pd.Timedelta(minutes=10)
+    )
+    m = AnomalyModel.fit(data["train"], late, data["cells"], AnomalyConfig(n_estimators=20))
+    lab = period_labels(data["train"], late)
+    ov = lab["overlap"].to_numpy()
+    assert m.config.min_overlap < 1 / 3  # so onset periods are fault examples, as they are scored
+    expected = int(((ov >= m.config.min_overlap) & lab["kind"].notna().to_numpy()).sum())
+    assert m.metrics["train_fault_rows"] == expected > int((ov >= 0.5).sum())
+
+
 def test_twin_bench_stacks_histories_and_reports_both_detectors() -> None:
     import pyarrow as pa
 

@@ -66,13 +66,18 @@ class AnomalyConfig(BaseModel):
     window_h: int = Field(1, ge=0, le=11, description="Hours either side pooled into the hourly profile.")
     neighbours: int = Field(6, ge=1, le=50, description="Neighbours per cell in the topology graph.")
     min_overlap: float = Field(
-        0.5, gt=0, le=1, description="Share of a period a fault must cover to label it as that fault."
+        0.1,
+        gt=0,
+        le=1,
+        description="Share of a period a fault must cover to label it as that fault (0.1: onset "
+        "periods, partly covered, are where a fault is first seen and scored; chosen on development "
+        "histories, docs/benchmarks.md, anomaly section).",
     )
     threshold: float = Field(
-        0.8,
+        0.9,
         gt=0,
         lt=1,
-        description="Flag when P(any fault) >= threshold (0.8: chosen on a development history, "
+        description="Flag when P(any fault) >= threshold (0.9: chosen on development histories, "
         "docs/benchmarks.md, anomaly section).",
     )
     unsupervised_quantile: float = Field(
