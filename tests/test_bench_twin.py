@@ -16,11 +16,11 @@ from mobileai.bench.twin import format_twin_bench, mobile_env_like, reference_mi
 def test_run_twin_bench_tiny_returns_documented_structure() -> None:
     res = run_twin_bench(
         steps=3, warmup=1, crrm_steps=2, env_copies=[1, 2], env_sizes=["small"], env_policies=["random"],
-        env_seconds=0.2, threads=1, command="pytest",
+        env_step_ms=[100, 1000], env_seconds=0.2, threads=1, command="pytest",
     )  # fmt: skip
     json.dumps(res)  # JSON-serialisable, as `mobileai bench twin --json` prints it
     assert set(res) >= {"machine", "command", "twin", "crrm", "ours_over_crrm", "mobile_env", "vector_env",
-                        "vs_mobile_env", "targets"}  # fmt: skip
+                        "vs_mobile_env", "vs_mobile_env_1s_steps", "targets"}  # fmt: skip
     assert res["command"] == "pytest" and res["machine"]["cores"] >= 1
     t = res["twin"]
     assert "skipped" not in t, t
@@ -36,39 +36,53 @@ def test_run_twin_bench_tiny_returns_documented_structure() -> None:
         assert "skipped" not in c, c
         assert (c["cells"], c["ues"]) == (57, 2850) and c["moved_per_step"] > 0
         assert res["ours_over_crrm"] == t["median_ms"] / c["median_ms"]
-    (row1, row2) = res["vector_env"]["small"]
-    for b, row in ((1, row1), (2, row2)):
+    (row1, row2, row1s, row2s) = res["vector_env"]["small"]
+    # 100 ms radio steps (10 per 1 s decision), then mobile-env's resolution (1 s: one per decision)
+    for b, row, step_ms, per_decision in ((1, row1, 100, 10), (2, row2, 100, 10), (1, row1s, 1000, 1),
+                                          (2, row2s, 1000, 1)):  # fmt: skip
         assert "skipped" not in row, row
         assert (
             row["policy"] == "random"
             and row["copies"] == b
+            and row["step_ms"] == step_ms
             and row["cells_per_copy"] == 3
             and row["ues_per_copy"] == 5
         )
-        assert row["twin_cells"] == 3 * b and row["radio_steps_per_decision"] == 10
+        assert row["twin_cells"] == 3 * b and row["radio_steps_per_decision"] == per_decision
         assert (
-            row["radio_steps_per_s"] == pytest.approx(10 * row["env_steps_per_s"])
+            row["radio_steps_per_s"] == pytest.approx(per_decision * row["env_steps_per_s"])
             and row["env_steps_per_s"] > 0
         )
     me = res["mobile_env"]["small"]
     if reference_missing("mobile_env"):
         assert "not installed" in me["skipped"] and res["vs_mobile_env"]["small"] == {"random": None}
+        assert res["vs_mobile_env_1s_steps"]["small"] == {"random": None}
         assert res["targets"]["vector_env_100x_mobile_env"] is None
     else:
         assert (me["stations"], me["ues"]) == (3, 5) and me["env_steps_per_s"] > 0
         best = max(row1["env_steps_per_s"], row2["env_steps_per_s"])
         assert res["vs_mobile_env"]["small"] == {"random": best / me["env_steps_per_s"]}
+        best = max(row1s["env_steps_per_s"], row2s["env_steps_per_s"])
+        assert res["vs_mobile_env_1s_steps"]["small"] == {"random": best / me["env_steps_per_s"]}
         assert isinstance(res["targets"]["vector_env_100x_mobile_env"], bool)
+        assert isinstance(res["targets"]["vector_env_100x_mobile_env_1s_steps"], bool)
     assert res["targets"]["vector_env_100x_mobile_env_hold"] is None  # hold was not run
+    assert res["targets"]["vector_env_100x_mobile_env_hold_1s_steps"] is None
     text = format_twin_bench(res)
-    assert "dense-urban" in text and "NetworkVectorEnv random B=" in text
+    assert "dense-urban" in text and "1000 ms steps random B=" in text and "1 s radio steps" in text
 
 
 def test_references_can_be_left_out() -> None:
     res = run_twin_bench(steps=1, warmup=0, crrm=False, mobile_env=False, env_copies=[], threads=1)
     assert res["crrm"] == {"skipped": "not requested"} and res["ours_over_crrm"] is None
     assert all(v == {"skipped": "not requested"} for v in res["mobile_env"].values())
-    assert res["targets"] == {"vector_env_100x_mobile_env": None, "vector_env_100x_mobile_env_hold": None}
+    assert set(res["targets"]) == {
+        "vector_env_100x_mobile_env",
+        "vector_env_100x_mobile_env_hold",
+        "vector_env_100x_mobile_env_1s_steps",
+        "vector_env_100x_mobile_env_hold_1s_steps",
+    }
+    assert all(v is None for v in res["targets"].values())
     assert "skipped" in format_twin_bench(res)
 
 

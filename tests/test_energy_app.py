@@ -278,7 +278,9 @@ def test_closed_loop_on_a_small_twin_saves_energy_and_logs_reasons():
     cfg = OptimiserConfig(
         sleep_below_pct=50, neighbour_cap_pct=90, sinr_inflation=1.0, min_active_neighbours=2
     )
-    run = bench.run_closed_loop(sc, lambda g: ForecastOptimiser(g, persistence_forecaster(), cfg), "ours")
+    run = bench.run_closed_loop(
+        sc, lambda g, lay: ForecastOptimiser(g, persistence_forecaster(), cfg, lay), "ours"
+    )
     cmp = bench.compare(ref, run)
     assert run.decisions > 0 and run.log[0]["reason"]
     assert cmp["energy_saved"] > 0.05

@@ -185,11 +185,20 @@ def test_vector_env_batches_copies_and_autoresets_together() -> None:
     obs, rew, term, trunc, info = env.step(acts)
     assert trunc.all() and not term.any()  # shared clock: all copies end together
     t_end = float(info["t_s"][0])
-    # NEXT_STEP autoreset: the action is ignored, reward 0, a fresh twin with the next seed
+    # NEXT_STEP autoreset: the action is ignored, reward 0, a new episode on the same networks
+    # (same seed, cell types) with every copy's UEs dropped anew inside its own cells
+    x_before, types = env.twin.mobility.x.clone(), env.twin.cell_type.clone()
     obs2, rew2, term2, trunc2, info2 = env.step(np.full((3, 3), 3))
     assert np.all(rew2 == 0) and not trunc2.any() and not term2.any()
-    assert float(info2["t_s"][0]) < t_end and int(info2["seed"][0]) == 11 + 3
+    assert float(info2["t_s"][0]) < t_end and int(info2["seed"][0]) == 11
+    assert np.all(info2["episode"] == 1) and np.all(info2["decision"] == 0)
+    assert torch.equal(env.twin.cell_type, types) and not torch.equal(env.twin.mobility.x, x_before)
     assert np.all(obs2[..., FEATURE_NAMES.index("active")] == 1)
+    assert env.observation_space.contains(obs2) and len(env.twin.action_log) == 0
+    assert bool((env.twin.serving // 3 == env.twin._copy_of_ue).all())  # each UE in its copy
+    # an explicit reset() rebuilds with the next seed
+    _, info3 = env.reset()
+    assert int(info3["seed"][0]) == 11 + 3 and np.all(info3["episode"] == 0)
 
 
 def test_vector_env_same_seed_same_trajectory() -> None:
@@ -197,3 +206,22 @@ def test_vector_env_same_seed_same_trajectory() -> None:
     a, b = _rollout(mk(), 9, 3), _rollout(mk(), 9, 3)
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_one_second_radio_steps_one_step_per_decision() -> None:
+    """mobile-env's time resolution: ``time.step_ms = 1000`` and 1 s decisions give one radio
+    step per env step; the window, observations and rewards stay consistent with it."""
+    sc = small().with_updates(time={"step_ms": 1000, "radio_update_ms": 1000, "candidate_refresh_s": 5})
+    env = NetworkVectorEnv(2, sc, decision_s=1.0, episode_s=4.0, control="energy", warmup_s=0.0)
+    assert env._core.steps_per_decision == 1
+    env.reset(seed=3)
+    for i in range(4):
+        obs, rew, _, trunc, info = env.step(env.noop_action)
+        assert env.observation_space.contains(obs) and np.isfinite(rew).all()
+        assert np.all(info["window_s"] == pytest.approx(1.0))
+        assert float(info["t_s"][0]) == pytest.approx(i + 1)
+        assert env.twin.steps == i + 1
+        # "connected" is per nominal UEs of a cell: summed over a copy's cells, the share connected
+        share = obs[..., FEATURE_NAMES.index("connected")].sum(1) / env._core.cells_per_copy
+        assert np.all((share > 0.5) & (share <= 1.0 + 1e-6))
+    assert trunc.all()

@@ -63,3 +63,25 @@ def test_drop_is_reproducible() -> None:
     a = drop_ues(sc, cells, torch.Generator().manual_seed(5))
     b = drop_ues(sc, cells, torch.Generator().manual_seed(5))
     assert torch.equal(a.x, b.x) and torch.equal(a.indoor, b.indoor)
+
+
+def test_cells_csv_per_cell_power_columns(tmp_path) -> None:
+    """Optional power-model columns (EARTH / TR 38.864 parameters per cell): parsed in the
+    order of POWER_COLUMNS, NaN where a row leaves them empty, range-checked with row and column."""
+    from mobileai.errors import UserError
+    from mobileai.twin.config import Scenario
+    from mobileai.twin.layout import POWER_COLUMNS
+
+    path = tmp_path / "cells.csv"
+    head = "cell_id,x_m,y_m,azimuth_deg," + ",".join(POWER_COLUMNS)
+    path.write_text(f"{head}\nA,0,0,0,200,8,200,11,11,6\nB,0,0,120,,,,,,\n", encoding="utf-8")
+    sc = Scenario(layout={"kind": "file", "file": str(path)})
+    cells = build_layout(sc)
+    assert cells.power is not None and cells.power.shape == (2, len(POWER_COLUMNS))
+    assert cells.power[0].tolist() == [200.0, 8.0, 200.0, 11.0, 11.0, 6.0]
+    assert torch.isnan(cells.power[1]).all()
+    path.write_text(f"{head}\nA,0,0,0,200,8,200,11,111,6\n", encoding="utf-8")
+    with pytest.raises(UserError, match="row 2, column light_sleep_rel"):
+        build_layout(sc)
+    path.write_text("cell_id,x_m,y_m,azimuth_deg\nA,0,0,0\n", encoding="utf-8")
+    assert build_layout(sc).power is None

@@ -360,6 +360,13 @@ def bench_twin(
     env_seconds: Annotated[
         float, typer.Option(min=0.1, max=3600, help="Wall seconds timed per env measurement.")
     ] = 20.0,
+    env_step_ms: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated radio steps (ms) of the env rows: 100 = the twin's default, "
+            "1000 = mobile-env's resolution (one snapshot per 1 s step)."
+        ),
+    ] = "100,1000",
     threads: Annotated[
         int | None, typer.Option(min=1, max=1024, help="torch threads in the workers (default: torch's).")
     ] = None,
@@ -375,6 +382,12 @@ def bench_twin(
         raise UserError(f"--env-copies: expected comma-separated integers, got {env_copies!r}") from None
     if any(b < 1 for b in copies):
         raise UserError(f"--env-copies: expected positive integers, got {env_copies!r}")
+    try:
+        step_ms = [float(s) for s in env_step_ms.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--env-step-ms: expected comma-separated numbers, got {env_step_ms!r}") from None
+    if any(not 1 <= v <= 5000 for v in step_ms):
+        raise UserError(f"--env-step-ms: each step must be 1-5000 ms (time.step_ms), got {env_step_ms!r}")
     dev = check_device(device)
     if dev == "auto":
         import torch
@@ -388,6 +401,7 @@ def bench_twin(
         mobile_env=mobile_env,
         env_copies=copies,
         env_seconds=env_seconds,
+        env_step_ms=step_ms,
         threads=threads,
         device=dev,
         progress=None if as_json else (lambda msg: err.print(msg, highlight=False)),

@@ -23,9 +23,12 @@ its peak resident memory (``getrusage`` ``ru_maxrss``) is its own:
   actions, resets included: env steps/s. Against it, :class:`~mobileai.twin.env.NetworkVectorEnv`
   on a scenario of the same size (3 cells / 5 UEs: one 3-sector site; 7 cells / 15 UEs: 7 omni
   sites at 100 m ISD, 2.5 GHz, 10 MHz, all UEs outdoor at 1.5 m/s as in mobile-env), one decision
-  = 1 s of twin time (10 radio steps), energy control with random actions, 100-step episodes
-  with autoreset included, B copies in one tensor pass: env steps/s = B x decisions / wall time,
-  radio steps/s = 10 x that.
+  = 1 s of twin time, energy control, 100-step episodes with autoreset included, B copies in one
+  tensor pass: env steps/s = B x decisions / wall time. Two time resolutions, reported apart:
+  the twin's default 100 ms radio step (10 radio steps per decision, radio steps/s = 10 x env
+  steps/s), and mobile-env's own resolution, ``time.step_ms = 1000`` (one radio step per
+  decision: one SINR / rate / scheduling snapshot per simulated second, which is what one
+  mobile-env step computes).
 
 Nothing is downloaded at run time; a reference that is not installed is reported as skipped.
 """
@@ -59,6 +62,8 @@ DEFAULT_CRRM_STEPS = 100
 MOBILE_ENV_SIZES = ("small", "medium")
 DEFAULT_ENV_COPIES = (1, 256, 1024)
 ENV_POLICIES = ("random", "hold")
+#: Radio step of the twin in the env measurements: ours (100 ms) and mobile-env's (1 s per step).
+ENV_STEP_MS = (100, 1000)
 DEFAULT_ENV_SECONDS = 20.0  # wall time spent timing each env measurement (after warm-up)
 SECONDS_PER_DAY = 86_400.0
 TARGET_VS_MOBILE_ENV = 100.0
@@ -275,15 +280,21 @@ def worker_mobile_env(size: str, seconds: float, warmup: int, seed: int) -> dict
     }
 
 
-def mobile_env_like(size: str):
-    """Our scenario of mobile-env's ``size``: the same numbers of cells and UEs (module docstring)."""
+def mobile_env_like(size: str, step_ms: float = 100.0):
+    """Our scenario of mobile-env's ``size``: the same numbers of cells and UEs (module docstring),
+    with a radio step of ``step_ms`` (1000: mobile-env's time resolution, one step per second)."""
     from mobileai.twin.config import Scenario
 
     common = {
         "radio": {"scenario": "uma", "carrier_ghz": 2.5, "bandwidth_mhz": 10, "subcarrier_spacing_khz": 15},
         "bs": {"tx_power_dbm": 30.0},
         "mobility": {"model": "random_waypoint", "speed_mix_kmh": {5.4: 1.0}, "pause_s": 0.0},
-        "time": {"step_ms": 100, "report_period_s": 900, "radio_update_ms": 500, "candidate_refresh_s": 5},
+        "time": {
+            "step_ms": step_ms,
+            "report_period_s": 900,
+            "radio_update_ms": max(500.0, step_ms),
+            "candidate_refresh_s": 5,
+        },
     }
     if size == "small":
         layout = {"sites": 1, "sectors": 3, "isd_m": 150, "bs_height_m": 50, "wrap_around": False}
@@ -315,17 +326,20 @@ def worker_vector_env(
     device: str,
     seed: int,
     policy: str = "random",
+    step_ms: float = 100.0,
 ) -> dict[str, Any]:
     """Env steps/s of NetworkVectorEnv (B copies, 1 s decisions, energy control); ``policy``
     ``random``: uniform random cell states every decision (most cells change state, so every
-    UE re-ranks its cells: the twin's most expensive path); ``hold``: all cells stay active."""
+    UE's received powers are recomputed, and where the candidate list is shorter than the cell
+    list every UE re-ranks all cells); ``hold``: all cells stay active.
+    ``step_ms``: the twin's radio step (1000: one radio step per decision, as mobile-env)."""
     _set_threads(threads)
     import numpy as np
     import torch
 
     from mobileai.twin.env import NetworkVectorEnv
 
-    sc = mobile_env_like(size)
+    sc = mobile_env_like(size, step_ms)
     base_mb = maxrss_mb()
     t0 = time.perf_counter()
     env = NetworkVectorEnv(
@@ -354,6 +368,7 @@ def worker_vector_env(
         "size": size,
         "copies": copies,
         "policy": policy,
+        "step_ms": float(step_ms),
         "cells_per_copy": env._core.cells_per_copy,
         "ues_per_copy": env._core.ues_per_copy,
         "decision_s": 1.0,
@@ -388,6 +403,7 @@ def run_twin_bench(
     env_copies: list[int] | tuple[int, ...] = DEFAULT_ENV_COPIES,
     env_sizes: list[str] | tuple[str, ...] = MOBILE_ENV_SIZES,
     env_policies: list[str] | tuple[str, ...] = ENV_POLICIES,
+    env_step_ms: list[float] | tuple[float, ...] = ENV_STEP_MS,
     env_seconds: float = DEFAULT_ENV_SECONDS,
     threads: int | None = None,
     device: str = "cpu",
@@ -399,20 +415,22 @@ def run_twin_bench(
     """Run the twin benchmark, each measurement in its own subprocess.
 
     Returns ``{"machine", "command", "twin", "crrm", "ours_over_crrm", "mobile_env",
-    "vector_env", "vs_mobile_env", "targets"}``:
+    "vector_env", "vs_mobile_env", "vs_mobile_env_1s_steps", "targets"}``:
 
     - ``twin``: ``cells``, ``ues``, ``median_ms``, ``mean_ms``, ``p95_ms``, ``steps_per_s``,
       ``x_real_time``, ``projected_24h_wall_s``, ``peak_mb``, ``process_peak_mb``, ...;
     - ``crrm``: the same timing keys for CRRM's step, or ``skipped``; ``ours_over_crrm`` is
       our median ms / CRRM's (None when CRRM did not run);
     - ``mobile_env[size]``: ``env_steps_per_s`` of mobile-env, or ``skipped``;
-    - ``vector_env[size]``: one row per policy in ``env_policies`` and B in ``env_copies`` with
-      ``policy``, ``copies``, ``env_steps_per_s`` and ``radio_steps_per_s`` (run even when
-      mobile-env is missing);
-    - ``vs_mobile_env[size][policy]``: our best env steps/s (over B) with that policy over
-      mobile-env's (None when not both ran);
-    - ``targets``: ``vector_env_100x_mobile_env`` (random actions on both sides, every size) and
-      ``vector_env_100x_mobile_env_hold`` (ours holding its cells): True / False, None when not
+    - ``vector_env[size]``: one row per radio step in ``env_step_ms``, policy in
+      ``env_policies`` and B in ``env_copies`` with ``step_ms``, ``policy``, ``copies``,
+      ``env_steps_per_s`` and ``radio_steps_per_s`` (run even when mobile-env is missing);
+    - ``vs_mobile_env[size][policy]``: our best env steps/s (over B) with that policy and 100 ms
+      radio steps over mobile-env's (None when not both ran); ``vs_mobile_env_1s_steps``: the
+      same with 1000 ms radio steps (mobile-env's time resolution);
+    - ``targets``: ``vector_env_100x_mobile_env`` (random actions on both sides, every size),
+      ``vector_env_100x_mobile_env_hold`` (ours holding its cells), both at 100 ms radio steps,
+      and the same two with a ``_1s_steps`` suffix at 1000 ms: True / False, None when not
       measured.
     """
     if steps < 1 or warmup < 0:
@@ -439,7 +457,7 @@ def run_twin_bench(
     )
     me: dict[str, Any] = {}
     vec: dict[str, list[dict[str, Any]]] = {}
-    vs: dict[str, dict[str, float | None]] = {}
+    vs: dict[float, dict[str, dict[str, float | None]]] = {100.0: {}, 1000.0: {}}
     me_missing = reference_missing("mobile_env") if mobile_env else "not requested"
     for size in env_sizes:
         if me_missing is None:
@@ -461,31 +479,40 @@ def run_twin_bench(
         else:
             me[size] = {"skipped": me_missing}
         rows = []
-        for policy in env_policies:
-            for b in env_copies:
-                note(
-                    f"NetworkVectorEnv: mobile-env {size} size, {policy} actions, B = {b}, {env_seconds:g} s"
-                )
-                row = _run_worker(
-                    ["vector_env", "--size", size, "--copies", str(b), "--seconds", str(env_seconds),
-                     "--warmup", "5", "--device", device, "--seed", str(seed), "--policy", policy, *thr],
-                    timeout_s,
-                )  # fmt: skip
-                row.setdefault("copies", b)
-                row.setdefault("policy", policy)
-                rows.append(row)
+        for step_ms in env_step_ms:
+            for policy in env_policies:
+                for b in env_copies:
+                    note(
+                        f"NetworkVectorEnv: mobile-env {size} size, {step_ms:g} ms radio steps, {policy} "
+                        f"actions, B = {b}, {env_seconds:g} s"
+                    )
+                    row = _run_worker(
+                        ["vector_env", "--size", size, "--copies", str(b), "--seconds", str(env_seconds),
+                         "--warmup", "5", "--device", device, "--seed", str(seed), "--policy", policy,
+                         "--step-ms", str(step_ms), *thr],
+                        timeout_s,
+                    )  # fmt: skip
+                    row.setdefault("copies", b)
+                    row.setdefault("policy", policy)
+                    row.setdefault("step_ms", float(step_ms))
+                    rows.append(row)
         vec[size] = rows
         theirs = me[size].get("env_steps_per_s")
-        vs[size] = {}
-        for policy in env_policies:
-            best = max(
-                (r["env_steps_per_s"] for r in rows if r["policy"] == policy and "env_steps_per_s" in r),
-                default=None,
-            )
-            vs[size][policy] = best / theirs if best is not None and theirs else None
+        for step_ms in env_step_ms:
+            got = vs.setdefault(float(step_ms), {}).setdefault(size, {})
+            for policy in env_policies:
+                best = max(
+                    (
+                        r["env_steps_per_s"]
+                        for r in rows
+                        if r["policy"] == policy and r["step_ms"] == float(step_ms) and "env_steps_per_s" in r
+                    ),
+                    default=None,
+                )
+                got[policy] = best / theirs if best is not None and theirs else None
 
-    def target(policy: str) -> bool | None:
-        got = [v.get(policy) for v in vs.values()]
+    def target(policy: str, step_ms: float) -> bool | None:
+        got = [v.get(policy) for v in vs[step_ms].values()]
         if not got or any(g is None for g in got):
             return None
         return min(got) >= TARGET_VS_MOBILE_ENV
@@ -504,10 +531,13 @@ def run_twin_bench(
         "ours_over_crrm": ratio,
         "mobile_env": me,
         "vector_env": vec,
-        "vs_mobile_env": vs,
+        "vs_mobile_env": vs[100.0],
+        "vs_mobile_env_1s_steps": vs[1000.0],
         "targets": {
-            "vector_env_100x_mobile_env": target("random"),
-            "vector_env_100x_mobile_env_hold": target("hold"),
+            "vector_env_100x_mobile_env": target("random", 100.0),
+            "vector_env_100x_mobile_env_hold": target("hold", 100.0),
+            "vector_env_100x_mobile_env_1s_steps": target("random", 1000.0),
+            "vector_env_100x_mobile_env_hold_1s_steps": target("hold", 1000.0),
         },
     }
 
@@ -557,15 +587,21 @@ def format_twin_bench(result: dict[str, Any]) -> str:
                 lines.append(f"  NetworkVectorEnv {r['policy']:>6} B={r['copies']}: skipped: {r['skipped']}")
                 continue
             lines.append(
-                f"  NetworkVectorEnv {r['policy']:>6} B={r['copies']:>5}: {r['env_steps_per_s']:>10,.0f} env "
-                f"steps/s  {r['radio_steps_per_s']:>11,.0f} radio steps/s"
+                f"  NetworkVectorEnv {r['step_ms']:>5g} ms steps {r['policy']:>6} B={r['copies']:>5}: "
+                f"{r['env_steps_per_s']:>10,.0f} env steps/s  {r['radio_steps_per_s']:>11,.0f} radio steps/s"
             )
-        for policy, v in result["vs_mobile_env"].get(size, {}).items():
-            lines.append(f"  best ours ({policy} actions) / mobile-env = {fmt(v, ',.1f')}x")
+        for key, label in (
+            ("vs_mobile_env", "100 ms radio steps"),
+            ("vs_mobile_env_1s_steps", "1 s radio steps"),
+        ):
+            for policy, v in result.get(key, {}).get(size, {}).items():
+                lines.append(f"  best ours ({label}, {policy} actions) / mobile-env = {fmt(v, ',.1f')}x")
     lines.append("")
     names = {
         "vector_env_100x_mobile_env": ">= 100x mobile-env (random actions on both sides)",
         "vector_env_100x_mobile_env_hold": ">= 100x mobile-env (ours holding its cells)",
+        "vector_env_100x_mobile_env_1s_steps": ">= 100x mobile-env, 1 s radio steps (random actions)",
+        "vector_env_100x_mobile_env_hold_1s_steps": ">= 100x mobile-env, 1 s radio steps (ours holding)",
     }
     for key, ok in result["targets"].items():
         lines.append(
@@ -589,6 +625,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-mobile-env", action="store_true")
     p.add_argument("--env-copies", default=",".join(map(str, DEFAULT_ENV_COPIES)))
     p.add_argument("--env-seconds", type=float, default=DEFAULT_ENV_SECONDS)
+    p.add_argument(
+        "--env-step-ms", default=",".join(map(str, ENV_STEP_MS)), help="radio steps (ms) of the env rows"
+    )
+    p.add_argument("--step-ms", type=float, default=100.0, help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
@@ -608,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
             res = worker_mobile_env(a.size, a.seconds, a.warmup, a.seed)
         else:
             res = worker_vector_env(
-                a.size, a.copies, a.seconds, a.warmup, a.threads, a.device, a.seed, a.policy
+                a.size, a.copies, a.seconds, a.warmup, a.threads, a.device, a.seed, a.policy, a.step_ms
             )
         emit_result(res)
         return 0
@@ -619,6 +659,7 @@ def main(argv: list[str] | None = None) -> int:
         crrm_steps=a.crrm_steps,
         mobile_env=not a.no_mobile_env,
         env_copies=_ints(a.env_copies),
+        env_step_ms=[float(v) for v in a.env_step_ms.split(",") if v.strip()],
         env_seconds=a.env_seconds,
         threads=a.threads,
         device=a.device,

@@ -466,7 +466,7 @@ def load_scenario(ref: str | Path) -> Scenario:
             )
         text = resources.files("mobileai.scenarios").joinpath(f"{ref}.yaml").read_text(encoding="utf-8")
         source = f"scenario {ref}"
-        base_dir = None
+        base_dir = Path(str(resources.files("mobileai.scenarios")))  # packaged cells CSVs lie beside
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -7,6 +7,7 @@ exists; percentile variants and twin-only quantities carry a ``mobileai.`` prefi
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 #: SINR histogram bins (dB): lower edges -10, -8, ..., 38 (25 bins, clamped at both ends).
@@ -86,6 +87,7 @@ _SUMS = (
     "ho_fail", "ping_pong", "rlf", "reestab", "energy_j", "sleep_s", "cqi_sum", "cqi_n",
     "sessions_new", "sessions_blocked", "sessions_dropped", "delay_sum", "delay_n",
 )  # fmt: skip
+_ROW = {k: j for j, k in enumerate(_SUMS)}
 
 
 class PeriodCounters:
@@ -93,11 +95,15 @@ class PeriodCounters:
 
     def __init__(self, n_cells: int, n_ues: int, device: torch.device) -> None:
         self.n_cells, self.n_ues, self.device = n_cells, n_ues, device
+        self._row_cache: dict[tuple[str, ...], torch.Tensor] = {}
         self.reset()
 
     def reset(self) -> None:
         z = {"device": self.device, "dtype": torch.float64}
-        self.sums = {k: torch.zeros(self.n_cells, **z) for k in _SUMS}
+        # one [sums, C] matrix; ``sums[name]`` is a row view of it, so a scatter of several
+        # columns lands in one addition
+        self._mat = torch.zeros(len(_SUMS), self.n_cells, **z)
+        self.sums = {k: self._mat[j] for j, k in enumerate(_SUMS)}
         self.sinr_hist = torch.zeros((self.n_cells + 1) * SINR_BINS, **z)
         self.ue_dl_bits = torch.zeros(self.n_ues, **z)
         self.ue_dl_active_s = torch.zeros(self.n_ues, **z)
@@ -106,15 +112,41 @@ class PeriodCounters:
         self.steps = 0
         self.seconds = 0.0
 
-    def add_ue_columns(self, cell: torch.Tensor, columns: dict[str, torch.Tensor]) -> None:
-        """Add several per-UE columns into their cells in one scatter; ``cell`` == n_cells is
-        the "no cell" bin and is dropped."""
-        names = list(columns)
-        vals = torch.stack([columns[k].to(torch.float64) for k in names], 1)
-        acc = torch.zeros(self.n_cells + 1, len(names), dtype=torch.float64, device=self.device)
-        acc.index_add_(0, cell, vals)
-        for j, k in enumerate(names):
-            self.sums[k] += acc[: self.n_cells, j]
+    def _rows_of(self, names: tuple[str, ...]) -> torch.Tensor:
+        rows = self._row_cache.get(names)
+        if rows is None:
+            rows = torch.tensor([_ROW[k] for k in names], device=self.device)
+            self._row_cache[names] = rows
+        return rows
+
+    def add_ue_columns(self, cell: torch.Tensor, columns: dict[str, torch.Tensor | None]) -> None:
+        """Add several per-UE columns (float or bool; ``None``: 1 per UE, a count) into their
+        cells; ``cell`` == n_cells is the "no cell" bin and is dropped.
+
+        Each cell's sum is accumulated in float64 from 0 in UE order, then added to the period's
+        counter. On CPU one ``numpy.bincount`` per column (a sequential pass, no float32 round
+        trip); on other devices one ``index_add_`` of the stacked columns."""
+        names = tuple(columns)
+        n = self.n_cells
+        if cell.device.type == "cpu":
+            seg = cell.numpy()
+            counts = None
+            rows = []
+            for k in names:
+                v = columns[k]
+                if v is None:
+                    if counts is None:
+                        counts = np.bincount(seg, minlength=n + 1)[:n].astype(np.float64)
+                    rows.append(counts)
+                else:
+                    rows.append(np.bincount(seg, weights=v.numpy(), minlength=n + 1)[:n])
+            acc = torch.from_numpy(np.stack(rows))
+        else:
+            ones = torch.ones(cell.shape, dtype=torch.float64, device=cell.device)
+            vals = torch.stack([ones if columns[k] is None else columns[k].double() for k in names], 1)
+            acc = torch.zeros(n + 1, len(names), dtype=torch.float64, device=self.device)
+            acc = acc.index_add_(0, cell, vals)[:n].T
+        self._mat.index_add_(0, self._rows_of(names), acc)
 
     def add_ue_totals(
         self,
@@ -136,7 +168,12 @@ class PeriodCounters:
     def add_sinr(self, cell: torch.Tensor, sinr_db: torch.Tensor) -> None:
         """Histogram the SINR of UEs per cell (``cell`` == n_cells: not counted)."""
         b = ((sinr_db - SINR_BIN_LO) / SINR_BIN_DB).floor().clamp(0, SINR_BINS - 1).long()
-        self.sinr_hist.index_add_(0, cell * SINR_BINS + b, torch.ones_like(sinr_db, dtype=torch.float64))
+        idx = cell * SINR_BINS + b
+        if idx.device.type == "cpu":  # counts: exact integers, any summation order
+            size = self.sinr_hist.numel()
+            self.sinr_hist += torch.from_numpy(np.bincount(idx.numpy(), minlength=size).astype(np.float64))
+        else:
+            self.sinr_hist.index_add_(0, idx, torch.ones_like(sinr_db, dtype=torch.float64))
 
     def kpis(self, serving: torch.Tensor) -> dict[str, torch.Tensor]:
         """KPIs per cell for the period just ended (tensors [C], float64, on the counters' device)."""

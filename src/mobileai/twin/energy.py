@@ -17,6 +17,11 @@ load (100):
 A cell with no scheduled traffic in a step sits in micro sleep (symbol-level DTX) instead of
 P_0. Light/deep sleep and switch-off are commanded (actions); a sleeping cell does not radiate,
 so its UEs move to neighbours. Waking costs the transition time (no service) and energy.
+
+Networks mixing radio-unit types (a 64T64R n78 AAU next to a 4T4R low-band RRU, TR 38.864
+clause 5 carrier switch-off over a coverage layer) give each cell its own P_0, Δ_p, P_max and
+relative sleep powers through the cells table (``Cells.power``, columns
+:data:`mobileai.twin.layout.POWER_COLUMNS`); a cell without them uses the ``energy`` section.
 """
 
 from __future__ import annotations
@@ -41,22 +46,42 @@ STATE_NAMES = {s.name.lower(): s for s in CellState}
 
 
 class EnergyModel:
-    """Per-cell power for a step from the commanded state and the PRB utilisation."""
+    """Per-cell power for a step from the commanded state and the PRB utilisation.
 
-    def __init__(self, cfg: EnergyConfig, tx_power_dbm: torch.Tensor) -> None:
+    ``power``: optional per-cell parameters [C, 6] in the order of
+    :data:`mobileai.twin.layout.POWER_COLUMNS` (``p0_w``, ``delta_p``, ``max_tx_w``,
+    ``micro_sleep_rel``, ``light_sleep_rel``, ``deep_sleep_rel``); NaN entries take ``cfg``.
+    """
+
+    def __init__(
+        self, cfg: EnergyConfig, tx_power_dbm: torch.Tensor, power: torch.Tensor | None = None
+    ) -> None:
         self.cfg = cfg
+        dev = tx_power_dbm.device
+        f32 = {"dtype": torch.float32, "device": dev}
         p_max = (
             torch.pow(10.0, (tx_power_dbm - 30.0) / 10.0)
             if cfg.max_tx_w is None
             else torch.full_like(tx_power_dbm, cfg.max_tx_w)
-        )
-        self.p_max_w = p_max.float()
-        self.p_full_w = cfg.p0_w + cfg.delta_p * self.p_max_w
-        dev = tx_power_dbm.device
-        # relative power (% of full load) of each commanded state; ACTIVE handled separately
-        self._rel = torch.tensor(
-            [0.0, cfg.light_sleep_rel, cfg.deep_sleep_rel, 0.0], dtype=torch.float32, device=dev
-        )
+        ).to(**f32)
+        n = tx_power_dbm.shape[0]
+
+        def col(k: int, default: torch.Tensor | float) -> torch.Tensor:
+            base = default if isinstance(default, torch.Tensor) else torch.full((n,), default, **f32)
+            if power is None:
+                return base
+            v = power[:, k].to(**f32)
+            return torch.where(torch.isfinite(v), v, base)
+
+        self.p0_w = col(0, cfg.p0_w)
+        self.delta_p = col(1, cfg.delta_p)
+        self.p_max_w = col(2, p_max)
+        self.p_full_w = self.p0_w + self.delta_p * self.p_max_w
+        self.micro_rel = col(3, cfg.micro_sleep_rel)
+        # relative power (% of full load) of each commanded state per cell [C, 4]; ACTIVE handled separately
+        zero = torch.zeros(n, **f32)
+        self._rel = torch.stack([zero, col(4, cfg.light_sleep_rel), col(5, cfg.deep_sleep_rel), zero], 1)
+        self._cells = torch.arange(n, device=dev)
         self._wake_s = torch.tensor(
             [0.0, cfg.light_sleep_transition_ms / 1e3, cfg.deep_sleep_transition_ms / 1e3, cfg.switch_on_s],
             dtype=torch.float32,
@@ -71,13 +96,12 @@ class EnergyModel:
     def power_w(self, state: torch.Tensor, prb_util: torch.Tensor, waking: torch.Tensor) -> torch.Tensor:
         """Input power per cell [C]: load-dependent when active, micro sleep when idle,
         the state's relative power when asleep; a waking cell draws idle-active power P_0."""
-        cfg = self.cfg
-        active = cfg.p0_w + cfg.delta_p * prb_util.clamp(0, 1) * self.p_max_w
-        idle = self.p_full_w * (cfg.micro_sleep_rel / 100.0)
+        active = self.p0_w + self.delta_p * prb_util.clamp(0, 1) * self.p_max_w
+        idle = self.p_full_w * (self.micro_rel / 100.0)
         active = torch.where(prb_util > 0, active, idle)
-        asleep = self.p_full_w * self._rel[state] / 100.0
+        asleep = self.p_full_w * self._rel[self._cells, state] / 100.0
         p = torch.where(state == CellState.ACTIVE, active, asleep)
-        return torch.where(waking, torch.full_like(p, cfg.p0_w), p)
+        return torch.where(waking, self.p0_w, p)
 
     def wake_time_s(self, state: torch.Tensor) -> torch.Tensor:
         """Time from a sleep state back to active, s (TR 38.864; switch-on for OFF)."""

@@ -25,7 +25,8 @@ TDD split; each result records what it replaced.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -56,6 +57,31 @@ from mobileai.twin.traffic import SLICES, Traffic, diurnal_factor
 from mobileai.twin.ues import UEs, drop_ues
 
 NEG = -1e9  # "no signal" in dBm
+
+
+@contextmanager
+def _single_thread(device: torch.device) -> Iterator[None]:
+    """torch intra-op threads set to 1 on CPU for the block, the caller's setting restored after."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values[index]`` for a 1-D ``values`` and an index of any shape (``index_select``: on
+    CPU several times cheaper than advanced indexing for the twin's few thousand elements)."""
+    return values.index_select(0, index.reshape(-1)).view(index.shape)
+
+
+def _at(values: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+    """``values[rows, cols]`` of a 2-D tensor given the flat index ``rows * width + cols``."""
+    return values.reshape(-1).index_select(0, flat)
 
 
 @dataclass
@@ -99,7 +125,7 @@ class Twin:
         self.radio = RadioModel(sc, c, device=dev)
         self.mobility = Mobility(sc, c, ues, torch.Generator().manual_seed(seed * 7 + 1), dev)
         self.traffic = Traffic(sc.traffic, ues.n, torch.Generator().manual_seed(seed * 7 + 2), dev)
-        self.energy = EnergyModel(sc.energy, c.tx_power_dbm.to(dev, torch.float32))
+        self.energy = EnergyModel(sc.energy, c.tx_power_dbm.to(dev, torch.float32), c.power)
         events = build_fault_events(sc, base.ids, torch.Generator().manual_seed(seed * 7 + 3))
         events = [replace(e, cell=e.cell + b * base.n) for b in range(copies) for e in events]
         self.faults = FaultInjector(sorted(events, key=lambda e: (e.start_s, e.cell)), c.n, dev)
@@ -108,17 +134,6 @@ class Twin:
         ran = sc.ran
         self.k = min(ran.candidates, self.cells_per_copy)
         self.dt = sc.time.step_ms / 1000.0
-        # mutable cell configuration (the action surface)
-        self.tx_power_dbm = c.tx_power_dbm.to(**f32).clone()
-        self.tilt_deg = c.downtilt_deg.to(**f32).clone()
-        self.state = torch.zeros(c.n, dtype=torch.long, device=dev)
-        self.wake_until = torch.zeros(c.n, **f32)
-        # CIO per (serving, neighbour) pair, one C x C block per copy
-        self.cio_db = torch.zeros(copies, self.cells_per_copy, self.cells_per_copy, **f32)
-        self.hysteresis_db = torch.full((c.n,), ran.hysteresis_db, **f32)
-        self.ttt_s = torch.full((c.n,), ran.time_to_trigger_ms / 1000.0, **f32)
-        self.slice_share = torch.ones(c.n, len(SLICES), **f32)
-        self.tdd_dl = torch.full((c.n,), ran.tdd_dl_fraction, **f32)
         g_types = torch.Generator().manual_seed(seed * 7 + 5)
         shares = torch.tensor([sc.traffic.cell_type_mix.get(t, 0.0) for t in CELL_TYPES], dtype=torch.float64)
         site_type = torch.multinomial(shares, c.n_sites, replacement=True, generator=g_types)
@@ -135,6 +150,26 @@ class Twin:
             + ran.bs_noise_figure_db
         )
         self.carrier = c.carrier_ghz.to(**f32)
+        self._episode_g = torch.Generator().manual_seed(seed * 7 + 6)  # re-drops (new_episode)
+        self._lists_all = self.k == self.cells_per_copy  # every cell is a candidate
+        self._gains_tilt = -1  # radio.tilt_version the candidate gains were computed with
+        self._reset_dynamic()
+
+    def _reset_dynamic(self) -> None:
+        """Every state that evolves (cells' configuration, UEs, counters, clock, caches) at t = 0."""
+        sc, ran, c, dev = self.sc, self.sc.ran, self.cells, self.device
+        f32 = {"device": dev, "dtype": torch.float32}
+        # mutable cell configuration (the action surface)
+        self.tx_power_dbm = c.tx_power_dbm.to(**f32).clone()
+        self.tilt_deg = c.downtilt_deg.to(**f32).clone()
+        self.state = torch.zeros(c.n, dtype=torch.long, device=dev)
+        self.wake_until = torch.zeros(c.n, **f32)
+        # CIO per (serving, neighbour) pair, one C x C block per copy
+        self.cio_db = torch.zeros(self.copies, self.cells_per_copy, self.cells_per_copy, **f32)
+        self.hysteresis_db = torch.full((c.n,), ran.hysteresis_db, **f32)
+        self.ttt_s = torch.full((c.n,), ran.time_to_trigger_ms / 1000.0, **f32)
+        self.slice_share = torch.ones(c.n, len(SLICES), **f32)
+        self.tdd_dl = torch.full((c.n,), ran.tdd_dl_fraction, **f32)
         # UE state
         u, k = self.n_ues, self.k
         self.serving = torch.zeros(u, dtype=torch.long, device=dev)
@@ -172,6 +207,7 @@ class Twin:
         self._cell_index = {cid: i for i, cid in enumerate(c.ids)}
         # caches (keys bump when what they depend on changes)
         self._rows = torch.arange(u, device=dev)
+        self._rows_k = self._rows * self.k  # row offsets into a flattened [U, K] tensor
         self._single_carrier = bool((self.carrier == self.carrier[0]).all())
         self._meas_every = max(1, round(ran.measurement_period_ms / sc.time.step_ms))
         # L3 filter a = 1/2^(k/4) assumes one sample per measurement period; with a longer
@@ -197,8 +233,24 @@ class Twin:
         self._commanded_off = torch.zeros(c.n, dtype=torch.bool, device=dev)
         self._ptx_key = 0
         self._rx_key = None
+        self._rx_rows: torch.Tensor | None = None  # UEs whose candidate gains changed
         self._on_fault_change(self.faults.effects(0.0))
         self._refresh_candidates(initial=True)
+
+    def new_episode(self) -> None:
+        """Start again at t = 0 on the same network(s): layout, shadowing maps, cell types and
+        the fault schedule stay; the UEs are dropped anew (from the twin's own random stream, so
+        a run stays reproducible from its seed, copy b in its own cells), mobility and traffic
+        start afresh, and every cell and UE state, counter, report and action log is reset. With
+        many copies this costs a fraction of building a new twin (no per-copy drop loop, no new
+        radio model): what an RL episode reset needs."""
+        with _single_thread(self.device):
+            sc, g = self.sc, self._episode_g
+            ues = drop_ues(sc, self.cells, g, n=self.n_ues)
+            self._ues0 = ues
+            self.mobility = Mobility(sc, self.cells, ues, self.mobility.g, self.device)
+            self.traffic = Traffic(sc.traffic, ues.n, self.traffic.g, self.device)
+            self._reset_dynamic()
 
     # ================================================================== radio
     def _ues_now(self, idx: torch.Tensor | None = None) -> UEs:
@@ -219,6 +271,19 @@ class Twin:
         rows = torch.arange(self.n_ues, device=self.device) if idx is None else idx
         if rows.numel() == 0:
             return
+        if self._lists_all and not initial:
+            # Every cell of the copy is already a candidate (K = C): re-ranking would change no
+            # measurement. The gains follow the radio-update rule (UEs that moved more than
+            # time.radio_update_m; all UEs after a tilt change), availability and power reach
+            # the received-power caches.
+            self._gain_dirty |= self.radio.tilt_version != self._gains_tilt
+            if self._gain_dirty:
+                self._update_candidate_gains()
+            self._moved[rows] = False
+            self._rx_key = None
+            return
+        if idx is None:
+            self._gains_tilt = self.radio.tilt_version
         avail = self._available()
         n_c = self.cells_per_copy
         ues = self._ues_now(None if idx is None else rows)
@@ -270,9 +335,7 @@ class Twin:
         target = self.cand[rows, slot]
         move = lost_cell & self._cand_ok[rows, slot]
         none = torch.full_like(self.serving, self.n_cells)
-        self.counters.add_ue_columns(
-            torch.where(move, self.serving, none), {"ho_req": move.float(), "ho_succ": move.float()}
-        )
+        self.counters.add_ue_columns(torch.where(move, self.serving, none), {"ho_req": move, "ho_succ": move})
         self.prev_cell = torch.where(move, torch.full_like(self.prev_cell, -1), self.prev_cell)
         self.serving = torch.where(move, target, self.serving)
         self.out_until = torch.where(
@@ -282,24 +345,46 @@ class Twin:
         )
         self._srv_slot = (self.cand == self.serving[:, None]).to(torch.uint8).argmax(1)
 
-    def _update_candidate_gains(self) -> bool:
+    def _update_candidate_gains(self) -> torch.Tensor | None:
         """Large-scale gains of the listed cells for UEs that moved more than
-        ``time.radio_update_m`` since their last update (all UEs after a tilt change)."""
+        ``time.radio_update_m`` since their last update (all UEs after a tilt change); returns
+        those UEs (None: none)."""
         if self._gain_dirty:
             idx = torch.arange(self.n_ues, device=self.device)
+            self._gains_tilt = self.radio.tilt_version
         else:
             far = torch.hypot(self.mobility.x - self._x_at_update, self.mobility.y - self._y_at_update)
             idx = (far > self.sc.time.radio_update_m).nonzero().squeeze(1)
         self._gain_dirty = False
         if idx.numel() == 0:
-            return False
+            return None
         res = self.radio.links(self._ues_now(idx), cells=self.cand[idx])
         self.cand_cg[idx] = res["coupling_gain_db"]
         self._x_at_update[idx] = self.mobility.x[idx]
         self._y_at_update[idx] = self.mobility.y[idx]
-        return True
+        return idx
 
     # ================================================================== step
+    def _refresh_rx_rows(self, rows: torch.Tensor, avail: torch.Tensor, ptx: torch.Tensor) -> None:
+        """Update the received-power caches of UEs ``rows`` after their candidate gains changed
+        (candidates, serving cell, power and availability unchanged): per UE the same arithmetic
+        as :meth:`_refresh_rx`, for the few UEs a radio update moves."""
+        cand = self.cand.index_select(0, rows)
+        cg = self.cand_cg.index_select(0, rows)
+        cand_ok = _take(avail, cand)
+        rx_dbm = torch.where(cand_ok, _take(ptx, cand) + cg, torch.full_like(cg, NEG))
+        self._cand_ok = self._cand_ok.index_copy(0, rows, cand_ok)
+        self._rsrp = self._rsrp.index_copy(0, rows, rx_dbm - _take(self.rs_offset_db, cand))
+        rx_mw = torch.where(cand_ok, torch.pow(10.0, rx_dbm / 10.0), torch.zeros_like(rx_dbm))
+        self._rx_all_mw = self._rx_all_mw.index_copy(0, rows, rx_mw)
+        if self._single_carrier:
+            self._rx_mw = self._rx_all_mw
+        else:
+            srv = self.serving.index_select(0, rows)
+            rx_mw = rx_mw * (_take(self.carrier, cand) == _take(self.carrier, srv)[:, None])
+            self._rx_mw = self._rx_mw.index_copy(0, rows, rx_mw)
+        self._rx_sum = self._rx_sum.index_copy(0, rows, rx_mw.sum(1))
+
     def _refresh_rx(self, avail: torch.Tensor, ptx: torch.Tensor) -> None:
         """Cache received power per candidate (dBm and mW) after gains, power or availability change."""
         cand_ok = avail[self.cand]
@@ -307,6 +392,7 @@ class Twin:
         self._cand_ok = cand_ok
         self._rsrp = rx_dbm - self.rs_offset_db[self.cand]
         rx_mw = torch.where(cand_ok, torch.pow(10.0, rx_dbm / 10.0), torch.zeros_like(rx_dbm))
+        self._rx_all_mw = rx_mw  # all carriers: a target's control SINR uses its own carrier
         if not self._single_carrier:
             rx_mw = rx_mw * (self.carrier[self.cand] == self.carrier[self.serving][:, None])
         self._rx_mw = rx_mw
@@ -322,15 +408,8 @@ class Twin:
         intra-op threads only add synchronisation stalls (measured: 5-10x slower with 2 threads
         on a busy 2-core machine). The caller's thread setting is restored afterwards.
         """
-        if self.device.type != "cpu":
+        with _single_thread(self.device):
             self._step()
-            return
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            self._step()
-        finally:
-            torch.set_num_threads(threads)
 
     def _step(self) -> None:
         sc, ran, dt = self.sc, self.sc.ran, self.dt
@@ -349,26 +428,30 @@ class Twin:
             self._refresh_candidates()
         elif self.steps % self._refresh_every == 0 and self.steps > 0:
             self._refresh_candidates(idx=self._moved.nonzero().squeeze(1))
-        elif (self.steps % self._radio_every == 0 or self._gain_dirty) and self._update_candidate_gains():
-            self._rx_key = None
+        elif self.steps % self._radio_every == 0 or self._gain_dirty:
+            self._rx_rows = self._update_candidate_gains()
         if self._rx_key != (self._avail_key, self._ptx_key):
             self._refresh_rx(avail, self.tx_power_dbm + eff.tx_offset_db)
             self._offload_unavailable(avail)
+        elif self._rx_rows is not None:
+            self._refresh_rx_rows(self._rx_rows, avail, self.tx_power_dbm + eff.tx_offset_db)
+            self._offload_unavailable(avail)
+        self._rx_rows = None
         cand_ok, rsrp = self._cand_ok, self._rsrp
-        rows = self._rows
         if bool(self.oos.any()):
             self._reestablish(t)
         srv_slot = self._srv_slot
+        at_srv = self._rows_k + srv_slot  # flat [U x K] index of each UE's serving candidate
         # 3. L3 filtering of RSRP, a = 1/2^(k/4) (TS 38.331 5.5.3.2); one measurement per step
         self.l3 = torch.where(
             self.l3 > NEG / 2, self.l3.mul_(1 - self._l3_a).add_(rsrp, alpha=self._l3_a), rsrp
         )
         # serving SINR: data with load-weighted interference, control with fully loaded neighbours
-        srv_rx = self._rx_mw[rows, srv_slot]
-        load = self.dl_util[self.cand]
-        i_data = (self._rx_mw * load).sum(1) - srv_rx * load[rows, srv_slot]
-        noise = self._noise_mw[rows, srv_slot]
-        srv_ok = cand_ok[rows, srv_slot]
+        srv_rx = _at(self._rx_mw, at_srv)
+        load = _take(self.dl_util, self.cand)
+        i_data = (self._rx_mw * load).sum(1) - srv_rx * _at(load, at_srv)
+        noise = _at(self._noise_mw, at_srv)
+        srv_ok = _at(cand_ok, at_srv)
         srv_sinr = 10 * torch.log10(srv_rx / (i_data + noise) + 1e-30)
         ctrl_lin = srv_rx / (self._rx_sum - srv_rx + noise)
         self.sinr_db = srv_sinr
@@ -386,18 +469,18 @@ class Twin:
         self.t310 = t310
         rlf = in_service & (t310 >= self._t310_s)
         # 5. event A3: Mn + Ocn - Hys > Mp + Off (Ofn = Ofp = Ocp = 0), held for TTT
-        srv_l3 = self.l3[rows, srv_slot]
-        margin = self.l3 - (srv_l3 + self.hysteresis_db[self.serving] + ran.a3_offset_db)[:, None]
+        srv_l3 = _at(self.l3, at_srv)
+        margin = self.l3 - (srv_l3 + _take(self.hysteresis_db, self.serving) + ran.a3_offset_db)[:, None]
         if self._cio_active:
             n_c = self.cells_per_copy
             copy = self._copy_of_ue[:, None]
             margin = margin + self.cio_db[copy, self.serving[:, None] % n_c, self.cand % n_c]
         entering = (margin > 0) & cand_ok
-        entering[rows, srv_slot] = False
+        entering.view(-1).index_fill_(0, at_srv, False)
         # time the entering condition has held, from 0 at its first sample (TS 38.331 5.5.4.1)
         held = torch.where(self.a3_timer >= 0, self.a3_timer + dt, torch.zeros_like(self.a3_timer))
         self.a3_timer = torch.where(entering, held, torch.full_like(self.a3_timer, -1.0))
-        ready = in_service[:, None] & (self.a3_timer >= (self.ttt_s[self.serving] - 1e-6)[:, None])
+        ready = in_service[:, None] & (self.a3_timer >= (_take(self.ttt_s, self.serving) - 1e-6)[:, None])
         fire = entering & ready
         do_ho = fire.any(1)
         rlf = rlf & ~do_ho  # a handover due in the same step pre-empts T310 expiry (coarse steps)
@@ -406,12 +489,13 @@ class Twin:
             srv_slot = self._srv_slot
         # 6. traffic and scheduling
         srv = self.serving
-        connected = (self.out_until <= t) & ~self.oos & avail[srv]
+        connected = (self.out_until <= t) & ~self.oos & _take(avail, srv)
         hour = (sc.time.start_hour + t / 3600.0) % 24.0
-        act = diurnal_factor(self.cell_type[srv], hour) * (sc.traffic.load_scale * eff.surge[srv])
-        admit = connected & (self.dl_util[srv] < ran.admission_prb_limit)
+        # per cell, then per UE (elementwise: the same values as per UE)
+        act = _take(diurnal_factor(self.cell_type, hour) * (sc.traffic.load_scale * eff.surge), srv)
+        admit = connected & (_take(self.dl_util, srv) < ran.admission_prb_limit)
         tstep = self.traffic.step(dt, act, admit)
-        ok = connected & ~eff.sleeping[srv]
+        ok = connected & ~_take(eff.sleeping, srv)
         served_dl, served_ul, active_dl, active_ul = self._schedule(ok, srv, srv_sinr, srv_slot, eff, dt)
         self._served = (ok, served_dl, served_ul)
         # 7. energy and counters
@@ -425,11 +509,11 @@ class Twin:
         cnt.add_ue_columns(
             cell_or_none,
             {
-                "connected": torch.ones_like(srv_sinr),
+                "connected": None,
                 "cqi_sum": cqi.float(),
-                "cqi_n": torch.ones_like(srv_sinr),
-                "sessions_new": tstep.new_sessions.float(),
-                "sessions_blocked": tstep.blocked.float(),
+                "cqi_n": None,
+                "sessions_new": tstep.new_sessions,
+                "sessions_blocked": tstep.blocked,
             },
         )
         cnt.add_ue_columns(
@@ -437,10 +521,10 @@ class Twin:
             {
                 "dl_bits": served_dl,
                 "ul_bits": served_ul,
-                "active_dl": active_dl.float(),
-                "active_ul": active_ul.float(),
+                "active_dl": active_dl,
+                "active_ul": active_ul,
                 "delay_sum": torch.where(active_dl, delay, torch.zeros_like(delay)),
-                "delay_n": active_dl.float(),
+                "delay_n": active_dl,
             },
         )
         cnt.add_sinr(cell_or_none, srv_sinr)
@@ -486,80 +570,111 @@ class Twin:
         self._ptx_key += 1
 
     def _mobility_events(self, do_ho: torch.Tensor, fire: torch.Tensor, rlf: torch.Tensor, t: float) -> None:
-        """Execute handovers (or their failures) and radio link failures."""
+        """Execute handovers (or their failures) and radio link failures. Only the few UEs with
+        an event are gathered and written back: per UE the same arithmetic as over all UEs."""
         ran = self.sc.ran
-        rows = self._rows
-        none = torch.full_like(self.serving, self.n_cells)
-        src = self.serving
+        ev = (do_ho | rlf).nonzero().squeeze(1)  # ascending: counters add in UE order
+        do_ho, fire, rlf = do_ho.index_select(0, ev), fire.index_select(0, ev), rlf.index_select(0, ev)
+        cand = self.cand.index_select(0, ev)
+        src = self.serving.index_select(0, ev)
+        l3 = self.l3.index_select(0, ev)
         # best triggering neighbour by filtered RSRP; its control SINR decides success
-        tgt_slot = torch.where(fire, self.l3, torch.full_like(self.l3, 2 * NEG)).argmax(1)
-        target = self.cand[rows, tgt_slot]
-        tgt_rx = self._rx_mw[rows, tgt_slot]
-        tgt_lin = tgt_rx / (self._rx_sum - tgt_rx + self._noise_mw[rows, tgt_slot])
+        tgt_slot = torch.where(fire, l3, torch.full_like(l3, 2 * NEG)).argmax(1)
+        target = cand.gather(1, tgt_slot[:, None]).squeeze(1)
+        tgt_lin = self._ctrl_sinr_at(tgt_slot, ev)
         fail = do_ho & (tgt_lin < self._qout_lin)
         ok = do_ho & ~fail
-        pp = ok & (target == self.prev_cell) & (t - self.last_ho_t <= ran.ping_pong_window_s)
+        prev_cell = self.prev_cell.index_select(0, ev)
+        last_ho_t = self.last_ho_t.index_select(0, ev)
+        pp = ok & (target == prev_cell) & (t - last_ho_t <= ran.ping_pong_window_s)
         lost = rlf | fail
-        was_in_session = self.traffic.in_session & lost
+        was_in_session = self.traffic.in_session.index_select(0, ev) & lost
         self.counters.add_ue_columns(
-            torch.where(do_ho | rlf, src, none),
+            src,
             {
-                "ho_req": do_ho.float(),
-                "ho_succ": ok.float(),
-                "ho_fail": fail.float(),
-                "ping_pong": pp.float(),
-                "rlf": rlf.float(),
-                "sessions_dropped": was_in_session.float(),
+                "ho_req": do_ho,
+                "ho_succ": ok,
+                "ho_fail": fail,
+                "ping_pong": pp,
+                "rlf": rlf,
+                "sessions_dropped": was_in_session,
             },
         )
         # handover execution: the user plane pauses for the interruption time
-        self.prev_cell = torch.where(ok, src, self.prev_cell)
-        self.last_ho_t = torch.where(ok, torch.full_like(self.last_ho_t, t), self.last_ho_t)
-        self.serving = torch.where(ok, target, self.serving)
-        self.out_until = torch.where(
-            ok, torch.full_like(self.out_until, t + ran.ho_interruption_ms / 1e3), self.out_until
-        )
+        prev_cell = torch.where(ok, src, prev_cell)
+        last_ho_t = torch.where(ok, torch.full_like(last_ho_t, t), last_ho_t)
+        serving = torch.where(ok, target, src)
+        out_until = self.out_until.index_select(0, ev)
+        out_until = torch.where(ok, torch.full_like(out_until, t + ran.ho_interruption_ms / 1e3), out_until)
         # RLF and HO failure: out of service, re-establish on the strongest available cell
         if bool(lost.any()):
-            self.traffic.drop(lost)
-            self.oos |= lost
-            self.out_until = torch.where(
-                lost, torch.full_like(self.out_until, t + ran.reestablishment_ms / 1e3), self.out_until
+            lost_ues = ev[lost]
+            lost_mask = torch.zeros_like(self.oos).index_fill_(0, lost_ues, True)
+            self.traffic.drop(lost_mask)
+            self.oos |= lost_mask
+            out_until = torch.where(
+                lost, torch.full_like(out_until, t + ran.reestablishment_ms / 1e3), out_until
             )
-            self.t310 = torch.where(lost, torch.full_like(self.t310, -1.0), self.t310)
-            self.prev_cell = torch.where(lost, torch.full_like(self.prev_cell, -1), self.prev_cell)
-        self.a3_timer = torch.where(
-            (do_ho | lost)[:, None], torch.full_like(self.a3_timer, -1.0), self.a3_timer
-        )
-        self._srv_slot = (self.cand == self.serving[:, None]).to(torch.uint8).argmax(1)
+            self.t310 = self.t310.index_fill(0, lost_ues, -1.0)
+            prev_cell = torch.where(lost, torch.full_like(prev_cell, -1), prev_cell)
+        self.prev_cell = self.prev_cell.index_copy(0, ev, prev_cell)
+        self.last_ho_t = self.last_ho_t.index_copy(0, ev, last_ho_t)
+        self.serving = self.serving.index_copy(0, ev, serving)
+        self.out_until = self.out_until.index_copy(0, ev, out_until)
+        self.a3_timer = self.a3_timer.index_fill(0, ev, -1.0)  # every listed UE: HO or lost
+        slot = (cand == serving[:, None]).to(torch.uint8).argmax(1)
+        self._srv_slot = self._srv_slot.index_copy(0, ev, slot)
         if not self._single_carrier:
             self._rx_key = None  # co-channel set follows the serving carrier
+
+    def _ctrl_sinr_at(self, slot: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Linear control SINR of candidate ``slot`` of UEs ``rows`` (default all) against the
+        cells on that candidate's carrier (an inter-frequency target is not interfered by the
+        serving carrier)."""
+        if rows is None:
+            rows = self._rows
+        flat = rows * self.k + slot
+        if self._single_carrier:
+            rx, total = _at(self._rx_mw, flat), self._rx_sum.index_select(0, rows)
+        else:
+            cand = self.cand.index_select(0, rows)
+            same = _take(self.carrier, cand) == _take(self.carrier, _at(self.cand, flat))[:, None]
+            rx = _at(self._rx_all_mw, flat)
+            total = (self._rx_all_mw.index_select(0, rows) * same).sum(1)
+        return rx / (total - rx + _at(self._noise_mw, flat))
 
     def _reestablish(self, t: float) -> None:
         """Out-of-service UEs retry RRC re-establishment (TS 38.331 5.3.7) every
         ``ran.reestablishment_ms`` on their strongest candidate; it succeeds when that cell's
-        control SINR is above Qin, otherwise the UE stays out of coverage (one RLF, not a loop)."""
+        control SINR is above Qin, otherwise the UE stays out of coverage (one RLF, not a loop).
+        Only the UEs due are gathered and written back."""
         due = self.oos & (self.out_until <= t)
         if not bool(due.any()):
             return
-        rows = self._rows
-        score = torch.where(self._cand_ok, self.l3, torch.full_like(self.l3, 2 * NEG))
+        idx = due.nonzero().squeeze(1)
+        cand_ok = self._cand_ok.index_select(0, idx)
+        l3 = self.l3.index_select(0, idx)
+        score = torch.where(cand_ok, l3, torch.full_like(l3, 2 * NEG))
         slot = score.argmax(1)
-        rx = self._rx_mw[rows, slot]
-        ctrl = rx / (self._rx_sum - rx + self._noise_mw[rows, slot])
-        ok = due & (ctrl > self._qin_lin) & self._cand_ok[rows, slot]
-        best = self.cand[rows, slot]
-        self.serving = torch.where(ok, best, self.serving)
-        self.oos &= ~ok
-        retry = due & ~ok
-        self.out_until = torch.where(
-            retry, torch.full_like(self.out_until, t + self.sc.ran.reestablishment_ms / 1e3), self.out_until
+        ctrl = self._ctrl_sinr_at(slot, idx)
+        ok = (ctrl > self._qin_lin) & cand_ok.gather(1, slot[:, None]).squeeze(1)
+        cand = self.cand.index_select(0, idx)
+        best = cand.gather(1, slot[:, None]).squeeze(1)
+        serving = torch.where(ok, best, self.serving.index_select(0, idx))
+        self.serving = self.serving.index_copy(0, idx, serving)
+        won = idx[ok]
+        self.oos.index_fill_(0, won, False)
+        out_until = self.out_until.index_select(0, idx)
+        out_until = torch.where(
+            ok, out_until, torch.full_like(out_until, t + self.sc.ran.reestablishment_ms / 1e3)
         )
+        self.out_until = self.out_until.index_copy(0, idx, out_until)
         self.counters.add_ue_columns(
-            torch.where(ok, best, torch.full_like(best, self.n_cells)), {"reestab": ok.float()}
+            torch.where(ok, best, torch.full_like(best, self.n_cells)), {"reestab": ok}
         )
-        self.a3_timer = torch.where(ok[:, None], torch.full_like(self.a3_timer, -1.0), self.a3_timer)
-        self._srv_slot = (self.cand == self.serving[:, None]).to(torch.uint8).argmax(1)
+        self.a3_timer = self.a3_timer.index_fill(0, won, -1.0)
+        slot = (cand == serving[:, None]).to(torch.uint8).argmax(1)
+        self._srv_slot = self._srv_slot.index_copy(0, idx, slot)
 
     def _schedule(
         self,
@@ -570,31 +685,39 @@ class Twin:
         eff,
         dt: float,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """PF scheduling per cell x slice, DL and UL; returns served bits and who had data."""
-        sc, ran = self.sc, self.sc.ran
+        """PF scheduling per cell x slice, DL and UL; returns served bits and who had data.
+
+        Only UEs in service with data buffered can be served (the rest get 0 bits), so link
+        adaptation and water-filling run on those few (typically 5 % of the UEs at the busy
+        hour); ``ue_links()`` computes the peak rates of all UEs when asked."""
+        ran = self.sc.ran
         tr = self.traffic
-        n_slices = len(SLICES)
-        group = torch.where(ok, srv * n_slices + tr.slice, torch.full_like(srv, -1))
-        cap = self._slice_cap
-        scs = sc.radio.subcarrier_spacing_khz
-        n_rb = self.n_rb[srv]
-        tdd = self.tdd_dl[srv]
-        # DL
-        rate_dl = linkadapt.peak_rate_bps(sinr_db, n_rb, scs, ran.control_overhead, ran.max_layers, tdd)
-        served_dl, used_dl = scheduler.pf_share(group, rate_dl, tr.dl_buffer_bits, self.avg_dl, cap, dt)
+        n_rb = _take(self.n_rb, srv)
+        tdd = _take(self.tdd_dl, srv)
+        active_dl = tr.dl_buffer_bits > 0
         # UL: open-loop power control per PRB (TS 38.213 7.1.1) over the UE's expected share of
         # the PRBs; noise rise 1/(1 - 0.7 load) from the cell's UL load, plus any interference fault
-        pl = -self.cand_cg[self._rows, srv_slot]
+        pl = -_at(self.cand_cg, self._rows_k + srv_slot)
         active_ul = tr.ul_buffer_bits > 0
         n_ul = torch.zeros(self.n_cells + 1, device=self.device).index_add_(
             0, torch.where(active_ul, srv, torch.full_like(srv, self.n_cells)), torch.ones_like(pl)
         )
-        share_db = 10 * torch.log10(n_rb / n_ul[srv].clamp(min=1))
+        share_db = 10 * torch.log10(n_rb / _take(n_ul, srv).clamp(min=1))
         p_prb = torch.minimum(ran.ul_p0_dbm + ran.ul_alpha * pl, ran.ue_tx_power_dbm - share_db)
-        sinr_ul = p_prb - pl - self.noise_bs_prb_dbm - self._ul_iot_db[srv]
-        rate_ul = linkadapt.peak_rate_bps(sinr_ul, n_rb, scs, ran.control_overhead, 1, 1.0 - tdd)
-        served_ul, used_ul = scheduler.pf_share(group, rate_ul, tr.ul_buffer_bits, self.avg_ul, cap, dt)
-        self._peak = (rate_dl, rate_ul, sinr_ul)
+        sinr_ul = p_prb - pl - self.noise_bs_prb_dbm - _take(self._ul_iot_db, srv)
+        # DL and UL scheduled in one pass: the UL groups follow the DL groups
+        served, used = self._pf_active(
+            torch.cat((ok & active_dl, ok & active_ul)),
+            torch.cat((sinr_db, sinr_ul)),
+            torch.cat((tdd, 1.0 - tdd)),
+            torch.cat((tr.dl_buffer_bits, tr.ul_buffer_bits)),
+            torch.cat((self.avg_dl, self.avg_ul)),
+            dt,
+        )
+        u, n_groups = self.n_ues, self._slice_cap.numel()
+        served_dl, served_ul = served[:u], served[u:]
+        used_dl, used_ul = used[:n_groups], used[n_groups:]
+        self._peak = (sinr_db, sinr_ul, n_rb, tdd)
         # backhaul congestion: cap each cell's total
         if self._capped:
             tot = torch.zeros(self.n_cells, dtype=served_dl.dtype, device=self.device).index_add_(
@@ -603,14 +726,54 @@ class Twin:
             scale = torch.clamp(eff.cap_bps * dt / tot.clamp(min=1.0), max=1.0)
             served_dl = served_dl * scale[srv]
             served_ul = served_ul * scale[srv]
-        active_dl = tr.dl_buffer_bits > 0
         tr.serve(served_dl, served_ul)
         self.avg_dl = scheduler.update_average(self.avg_dl, served_dl, dt)
         self.avg_ul = scheduler.update_average(self.avg_ul, served_ul, dt)
+        n_slices = len(SLICES)
         self.dl_util = used_dl.view(self.n_cells, n_slices).sum(1).clamp(max=1.0)
         self.ul_util = used_ul.view(self.n_cells, n_slices).sum(1).clamp(max=1.0)
         self._ul_iot_db = -10 * torch.log10(1 - 0.7 * self.ul_util) + self._noise_rise
         return served_dl, served_ul, active_dl, active_ul
+
+    def _pf_active(
+        self,
+        sched: torch.Tensor,
+        sinr_db: torch.Tensor,
+        fraction: torch.Tensor,
+        buffer_bits: torch.Tensor,
+        avg_bps: torch.Tensor,
+        dt: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Link adaptation (TS 38.214) and PF water-filling (``scheduler.pf_share``) of DL and UL
+        at once: every argument is [2U], the DL entries of the UEs then their UL entries (UL:
+        one layer); only the entries in ``sched`` are computed. Returns served bits [2U] (0
+        outside ``sched``) and the share of resources used per group [2G], DL groups (cell x
+        slice) then UL groups."""
+        u = self.n_ues
+        idx = sched.nonzero().squeeze(1)
+        ue = torch.remainder(idx, u)
+        ul = idx >= u
+        cell = self.serving.index_select(0, ue)
+        ran = self.sc.ran
+        rate = linkadapt.peak_rate_bps(
+            sinr_db.index_select(0, idx),
+            _take(self.n_rb, cell),
+            self.sc.radio.subcarrier_spacing_khz,
+            ran.control_overhead,
+            torch.where(ul, 1, ran.max_layers),
+            fraction.index_select(0, idx),
+        )
+        cap = self._slice_cap
+        group = cell * len(SLICES) + self.traffic.slice.index_select(0, ue) + ul * cap.numel()
+        served, used = scheduler.pf_share(
+            group,
+            rate,
+            buffer_bits.index_select(0, idx),
+            avg_bps.index_select(0, idx),
+            torch.cat((cap, cap)),
+            dt,
+        )
+        return torch.zeros_like(buffer_bits).index_copy_(0, idx, served), used
 
     def _close_period(self) -> None:
         cols = {k: v.cpu().numpy() for k, v in self.counters.kpis(self.serving).items()}
@@ -643,7 +806,10 @@ class Twin:
         if self.steps == 0:
             raise RuntimeError("ue_links() needs at least one step")
         ok, sdl, sul = self._served
-        rdl, rul, sinr_ul = self._peak
+        sinr_dl, sinr_ul, n_rb, tdd = self._peak
+        ran, scs = self.sc.ran, self.sc.radio.subcarrier_spacing_khz
+        rdl = linkadapt.peak_rate_bps(sinr_dl, n_rb, scs, ran.control_overhead, ran.max_layers, tdd)
+        rul = linkadapt.peak_rate_bps(sinr_ul, n_rb, scs, ran.control_overhead, 1, 1.0 - tdd)
         srv = self.serving
         out = {
             "serving": srv,

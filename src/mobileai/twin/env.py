@@ -80,9 +80,13 @@ own seed is used. The vector env's B copies get their own seeds from the twin
 (``Twin(sc, copies=B)``).
 
 Vector env autoreset (gymnasium 1.x ``AutoresetMode.NEXT_STEP``): all copies share one episode
-clock, so they are truncated on the same step; the next ``step()`` ignores its action, rebuilds
-the twin for all copies with the next seed and returns the new first observation with reward 0
-and ``terminated = truncated = False``.
+clock, so they are truncated on the same step; the next ``step()`` ignores its action, starts a
+new episode and returns its first observation with reward 0 and ``terminated = truncated =
+False``. The new episode runs on the same B networks (layout, shadowing, cell types, fault
+schedule: the twin's seed is kept) with the UEs dropped anew and every cell and UE state reset
+(:meth:`Twin.new_episode`, reproducible from the seed; ``info["episode"]`` counts the episodes
+since the last rebuild). That costs a fraction of rebuilding ``Twin(copies=B)``, which takes
+seconds for B = 1,024; an explicit ``reset()`` still rebuilds with the next seed.
 
 Actions reach the twin as typed actions through :meth:`Twin.apply` (validated, logged,
 reversible) in :class:`NetworkEnv` (``typed_actions=True``), for the cells whose value changes.
@@ -244,6 +248,7 @@ class _Core:
         self.twin: Twin | None = None
         self.seed: int | None = None
         self.decisions = 0
+        self.episode = 0
         self._build(self._next_seed)  # sizes for the spaces; the first reset() may reuse it
         self._fresh = True
         c = self.cells_per_copy
@@ -309,7 +314,17 @@ class _Core:
             ul.double().cpu().numpy().reshape(b, -1),
         )
 
-    def reset(self, seed: int | None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, seed: int | None, same_networks: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+        """New episode: rebuild the twin with ``seed`` (default: the next seed), or with
+        ``same_networks`` (autoreset) re-drop the UEs of the current twin (:meth:`Twin.new_episode`)."""
+        if same_networks and seed is None and self.twin is not None and not self._fresh:
+            self.twin.new_episode()
+            self.episode += 1
+            self.decisions = 0
+            for _ in range(self.warmup_steps):
+                self.twin.step()
+            obs, _, info = self._observe()
+            return obs, info
         if seed is not None:
             if not 0 <= int(seed) <= 2**31 - 1:
                 raise UserError(f"seed must be within 0..2**31-1 (got {seed})")
@@ -319,6 +334,7 @@ class _Core:
         if not (self._fresh and s == self.seed):  # the twin built by __init__ has not run yet
             self._build(s)
         self._fresh = False
+        self.episode = 0
         self.decisions = 0
         for _ in range(self.warmup_steps):
             self.twin.step()
@@ -488,6 +504,7 @@ class _Core:
         info = {
             "t_s": tw.t,
             "seed": self.seed,
+            "episode": self.episode,
             "decision": self.decisions,
             "window_s": secs,
             "window": win,
@@ -664,8 +681,8 @@ class NetworkVectorEnv(VectorEnv):
         b = self.num_envs
         if self._state == "new":
             raise RuntimeError("call reset() before step()")
-        if self._state == "done":  # NEXT_STEP autoreset: the action is ignored
-            obs, info = self._core.reset(None)
+        if self._state == "done":  # NEXT_STEP autoreset: the action is ignored; same networks
+            obs, info = self._core.reset(None, same_networks=True)
             self._state = "running"
             z = np.zeros(b, bool)
             return obs, np.zeros(b), z, z.copy(), self._vector_info(info)
@@ -677,7 +694,7 @@ class NetworkVectorEnv(VectorEnv):
     def _vector_info(self, info: dict[str, Any]) -> dict[str, Any]:
         b = self.num_envs
         out = dict(info)
-        for k in ("t_s", "decision", "window_s"):
+        for k in ("t_s", "episode", "decision", "window_s"):
             out[k] = np.full(b, info[k])
         out["seed"] = np.full(b, info["seed"])  # the twin's seed; copies derive theirs from it
         if "actions_applied" in info:

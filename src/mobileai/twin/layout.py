@@ -6,7 +6,14 @@ Two sources:
   inter-site distance, 3 sectors with boresights 30°, 150°, 270°, and for 19 sites the
   wrap-around torus (each UE sees every cell at its nearest of 7 images);
 - the user's own site/cell list (CSV, see ``docs/scenarios.md``), with x/y in metres or
-  WGS84 lat/lon (projected to a local east/north plane around the centroid).
+  WGS84 lat/lon (projected to a local east/north plane around the centroid). When its sites are
+  exactly the 19-site grid at ``layout.isd_m`` and ``layout.wrap_around`` is on, the file layout
+  keeps the wrap-around and the per-sector drop of the hex grid (several carriers per sector,
+  e.g. a coverage + capacity layer, TR 38.913 6.1.2);
+- optional per-cell power-model columns (``p0_w``, ``delta_p``, ``max_tx_w``,
+  ``micro_sleep_rel``, ``light_sleep_rel``, ``deep_sleep_rel``: the EARTH / TR 38.864 parameters
+  of :mod:`mobileai.twin.energy`) for networks mixing radio-unit types; unset cells use the
+  scenario's ``energy`` section.
 
 Cells are struct-of-arrays tensors: no per-cell Python objects on the hot path.
 """
@@ -47,6 +54,9 @@ class Cells:
     drop_kind: str  # "hex" (drop within sector rhombi) or "box"
     drop_box: tuple[float, float, float, float]  # xmin, xmax, ymin, ymax
     isd_m: float
+    #: per-cell power-model parameters [C, len(POWER_COLUMNS)] (NaN: the scenario's ``energy``
+    #: section); None when no cell sets any
+    power: torch.Tensor | None = None
 
     @property
     def n(self) -> int:
@@ -132,6 +142,17 @@ def hex_layout(sc: Scenario) -> Cells:
     )
 
 
+#: optional per-cell power-model columns of the cells CSV, in the order of ``Cells.power``,
+#: with their allowed ranges (those of ``EnergyConfig``)
+POWER_COLUMNS: dict[str, tuple[float, float, str]] = {
+    "p0_w": (0.0, 5000.0, "W"),
+    "delta_p": (0.0, 50.0, "(input W per radiated W)"),
+    "max_tx_w": (1e-3, 1000.0, "W"),
+    "micro_sleep_rel": (0.0, 100.0, "% of full-load power"),
+    "light_sleep_rel": (0.0, 100.0, "% of full-load power"),
+    "deep_sleep_rel": (0.0, 100.0, "% of full-load power"),
+}
+
 _CSV_COLUMNS = {
     "cell_id",
     "site_id",
@@ -145,6 +166,7 @@ _CSV_COLUMNS = {
     "tx_power_dbm",
     "carrier_ghz",
     "bandwidth_mhz",
+    *POWER_COLUMNS,
 }
 
 
@@ -193,6 +215,7 @@ def load_cells_csv(path: Path, sc: Scenario) -> Cells:
     xs: list[float] = []
     ys: list[float] = []
     cols: dict[str, list[float]] = {k: [] for k in ("az", "tilt", "h", "p", "f", "bw")}
+    power: list[list[float]] = []
     for i, raw in enumerate(rows, start=2):
         r = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         cid = r.get("cell_id", "")
@@ -229,6 +252,7 @@ def load_cells_csv(path: Path, sc: Scenario) -> Cells:
         except ValueError as exc:
             raise UserError(f"{src}: row {i}, column bandwidth_mhz: {exc}") from None
         cols["bw"].append(bw)
+        power.append([opt(col, math.nan, lo, hi, unit) for col, (lo, hi, unit) in POWER_COLUMNS.items()])
         site_keys.append(r.get("site_id") or f"{xs[-1]:.6f},{ys[-1]:.6f}")
     if has_ll:
         lat0 = sum(ys) / len(ys)
@@ -248,7 +272,8 @@ def load_cells_csv(path: Path, sc: Scenario) -> Cells:
     sy = torch.zeros(n_sites, dtype=torch.float64).index_add_(0, site_idx, y) / count
     spacing = _typical_spacing(sx, sy)
     margin = spacing / 2.0
-    return Cells(
+    power_t = torch.tensor(power, dtype=torch.float64)
+    cells = Cells(
         ids=tuple(ids),
         site=site_idx,
         x=x,
@@ -270,7 +295,28 @@ def load_cells_csv(path: Path, sc: Scenario) -> Cells:
             float(sy.max()) + margin,
         ),
         isd_m=spacing,
+        power=power_t if bool(torch.isfinite(power_t).any()) else None,
     )
+    if sc.layout.wrap_around and _is_hex19(sx, sy, sc.layout.isd_m):
+        grid = hex_site_positions(19, sc.layout.isd_m)
+        ext = float(grid.abs().max()) + sc.layout.isd_m / math.sqrt(3.0)
+        cells = replace(
+            cells,
+            wrap_shifts=wrap_around_shifts(sc.layout.isd_m),
+            drop_kind="hex",
+            drop_box=(-ext, ext, -ext, ext),
+            isd_m=sc.layout.isd_m,
+        )
+    return cells
+
+
+def _is_hex19(sx: torch.Tensor, sy: torch.Tensor, isd_m: float) -> bool:
+    """The file's sites are the 3GPP 19-site grid at ``isd_m`` (any order, within 1 m)."""
+    if sx.numel() != 19:
+        return False
+    grid = hex_site_positions(19, isd_m)
+    d = torch.cdist(torch.stack([sx, sy], 1), grid)
+    return bool((d.min(1).values < 1.0).all()) and bool((d.min(0).values < 1.0).all())
 
 
 def _typical_spacing(sx: torch.Tensor, sy: torch.Tensor) -> float:
@@ -306,6 +352,7 @@ def replicate(cells: Cells, copies: int) -> Cells:
         bandwidth_mhz=rep(cells.bandwidth_mhz),
         site_x=rep(cells.site_x),
         site_y=rep(cells.site_y),
+        power=None if cells.power is None else cells.power.repeat(copies, 1),
     )
 
 

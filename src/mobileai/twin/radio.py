@@ -105,6 +105,7 @@ class RadioModel:
         self._h_bs = c.height.to(**f32)
         self._bore = c.boresight_deg.to(**f32)
         self._tilt = c.downtilt_deg.to(**f32)
+        self.tilt_version = 0  # bumped by every set_tilt: gains computed before are stale
         self._ptx = c.tx_power_dbm.to(**f32)
         self._fc = c.carrier_ghz.to(**f32)
 
@@ -126,6 +127,7 @@ class RadioModel:
     def set_tilt(self, downtilt_deg: torch.Tensor) -> None:
         """Change the cells' electrical down-tilt (actions, tilt-error faults)."""
         self._tilt = downtilt_deg.to(self.device, self.dtype).clone()
+        self.tilt_version += 1
 
     def links(
         self, ues: UEs, cell_active: torch.Tensor | None = None, cells: torch.Tensor | None = None

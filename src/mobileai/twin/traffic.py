@@ -295,7 +295,7 @@ class Traffic:
         self.cfg = cfg
         self.n = int(n_ues)
         self.device = torch.device(device)
-        self._g = generator
+        self.g = generator
         dev = self.device
 
         counts = _quotas([cfg.service_mix.get(s, 0.0) for s in SERVICES], self.n)
@@ -381,7 +381,7 @@ class Traffic:
         self._check("activity", activity)
         x = self._arrival_per_s * activity.detach().double().cpu() / self._end_per_s.clamp(min=1e-30)
         p_on = torch.where(self._end_per_s > 0, x / (1.0 + x), torch.ones_like(x))
-        u = torch.rand(self.n, dtype=torch.float64, generator=self._g)
+        u = torch.rand(self.n, dtype=torch.float64, generator=self.g)
         self.in_session = (u < p_on).to(self.device) | self._always_on
 
     def step(self, dt_s: float, activity: torch.Tensor, admit: torch.Tensor) -> TrafficStep:
@@ -398,7 +398,7 @@ class Traffic:
         # arrival clock; in session, the competing end and burst clocks: E < r_end dt ends the
         # session, r_end dt <= E < (r_end + r_burst) dt fires a burst (given no end, with
         # probability 1 - exp(-r_burst dt), independent of the end test).
-        u = torch.rand(self.n, generator=self._g).numpy()
+        u = torch.rand(self.n, generator=self.g).numpy()
         # log1p(-u) = log(1 - u), finite for u in [0, 1). numpy, not torch: ATen's vectorised log
         # goes multi-threaded above 2,048 elements, which costs more than it saves here.
         neg_e = torch.from_numpy(np.log1p(np.negative(u, out=u), out=u)).to(self.device)

@@ -37,6 +37,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mobileai.ai4net.app import Decision, Finding, Impact
+from mobileai.ai4net.energy.layers import CarrierLayers
 from mobileai.ai4net.energy.policies import (
     EnergyDecision,
     Forecaster,
@@ -63,6 +64,14 @@ def _graph(cells: pa.Table, k: int) -> NeighbourGraph:
             f"energy app: the cells table lacks {missing}; it needs cell_id, x_m, y_m (and azimuth_deg)"
         )
     return neighbour_graph(cells.to_pandas(), k=k)
+
+
+def _layers(cells: pa.Table, graph: NeighbourGraph) -> CarrierLayers | None:
+    """Coverage / capacity layers when the cells table has carriers and PRB counts (the twin's
+    cell config table does; a user export without them is treated as one layer)."""
+    if not {"carrier_ghz", "n_rb", "azimuth_deg"} <= set(cells.column_names):
+        return None
+    return CarrierLayers.from_cells(cells.to_pandas(), graph.cell_ids)
 
 
 def _options(model: type[BaseModel], app: str, options: dict[str, Any]) -> Any:
@@ -206,7 +215,8 @@ class EnergyThreshold(_EnergyApp):
         opts: EnergyThresholdOptions = _options(EnergyThresholdOptions, self.name, options)
         self.opts = opts
         rule_cfg = ThresholdConfig(**opts.model_dump(exclude={"neighbours", "hold_periods"}))
-        super().__init__(ThresholdRule(_graph(cells, opts.neighbours), rule_cfg), opts.hold_periods)
+        graph = _graph(cells, opts.neighbours)
+        super().__init__(ThresholdRule(graph, rule_cfg, _layers(cells, graph)), opts.hold_periods)
 
     def explain(self) -> dict[str, Any]:
         o = self.opts
@@ -251,7 +261,7 @@ class EnergySaver(_EnergyApp):
         self.opts = opts
         self.forecaster: Literal["persistence", "neural"] = which
         cfg = OptimiserConfig(**opts.model_dump(exclude={"neighbours", "hold_periods", "forecast_model"}))
-        super().__init__(ForecastOptimiser(graph, forecaster, cfg), opts.hold_periods)
+        super().__init__(ForecastOptimiser(graph, forecaster, cfg, _layers(cells, graph)), opts.hold_periods)
 
     def explain(self) -> dict[str, Any]:
         o = self.opts

@@ -12,10 +12,16 @@ Scores over the run, each against always-on:
 - ``energy_saved``: 1 - E_policy / E_always_on, E = Σ cells Σ steps input power (``PEE.Energy``),
   with the *fitted* power model (:mod:`.power_fit`) as the scenario's ``energy`` section;
 - ``traffic_loss``: 1 - DL volume delivered (``DRB.PdcpSduVolumeDL``) / always-on's;
-- ``p5_tput_loss``: 1 - mean over periods of the network-wide 5th percentile of per-UE DL
-  throughput (TS 28.552 5.1.1.3.1 definition, over UEs that received at least 1 Mbit in the
-  period, :data:`P5_MIN_BITS`) / always-on's; ``p5_tput_loss_median_period``: 1 - the median
-  over periods of the per-period ratio (robust to a few noisy night periods);
+- ``p5_tput_loss``: 1 - the day's 5th percentile user DL throughput / always-on's: each UE's
+  throughput over the run (TS 28.552 5.1.1.3.1 definition summed over the day: DL volume /
+  active time, the step that empties a buffer left out), the 5th percentile over the UEs that
+  received at least 1 Mbit (:data:`P5_MIN_BITS`). The UEs are the same in every run (common
+  random numbers), busy hours weigh by the time users are active in them, and a night period
+  with a handful of active UEs no longer swings the result;
+- ``p5_tput_loss_mean_period`` (the first definition, kept for comparison): 1 - mean over
+  periods of the per-period network p5 / always-on's, dominated by the few night periods whose
+  p5 jumps 10-100x; ``p5_tput_loss_median_period``: 1 - the median over periods of the
+  per-period ratio;
 - sessions blocked and dropped, decision latency per cell per period (CPU wall time).
 
 Open loop (:func:`run_open_loop`): a recorded per-cell KPI table is replayed; the policy's
@@ -36,6 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from mobileai.ai4net.energy.layers import CarrierLayers
 from mobileai.ai4net.energy.policies import EnergyDecision
 from mobileai.ai4net.topology import NeighbourGraph, neighbour_graph
 from mobileai.errors import UserError
@@ -66,7 +73,8 @@ class RunScores:
     name: str
     energy_j: float
     dl_mbit: float
-    p5_dl_kbps: float
+    p5_dl_kbps: float  # mean over periods of the per-period network p5 (first definition)
+    p5_day_kbps: float  # p5 of per-UE throughput over the whole run
     sessions_new: float
     sessions_blocked: float
     sessions_dropped: float
@@ -132,38 +140,47 @@ def period_table(tw: Twin) -> pd.DataFrame:
     )
 
 
-def _network_p5(tw: Twin) -> float:
-    c = tw.counters
-    act = c.ue_dl_active_s
-    has = (act > 0) & (c.ue_dl_bits >= P5_MIN_BITS)
-    if not bool(has.any()):
-        return float("nan")
-    tput = (c.ue_dl_bits[has] / act[has]).double().cpu().numpy() / 1e3
-    return float(np.percentile(tput, 5))
+def layers_of(tw: Twin, graph: NeighbourGraph) -> CarrierLayers:
+    """Coverage / capacity layers of the twin's cells (:mod:`.layers`), in the graph's order."""
+    return CarrierLayers.from_cells(timeline.cell_config_table(tw).to_pandas(), graph.cell_ids)
+
+
+def _p5_kbps(bits: np.ndarray, active_s: np.ndarray) -> float:
+    """5th percentile of per-UE DL throughput (kbit/s) over UEs with >= P5_MIN_BITS."""
+    has = (active_s > 0) & (bits >= P5_MIN_BITS)
+    if not has.any():
+        return math.nan
+    return float(np.percentile(bits[has] / active_s[has] / 1e3, 5))
 
 
 def run_closed_loop(
     sc: Scenario,
-    make_policy: Callable[[NeighbourGraph], Policy] | None,
+    make_policy: Callable[[NeighbourGraph, CarrierLayers], Policy] | None,
     name: str = "always_on",
     on_period: Callable[[int, int], None] | None = None,
     keep_log: bool = True,
 ) -> RunScores:
-    """Run ``sc`` for its duration with ``make_policy(graph)`` deciding after every period
-    (None: always on). The per-UE throughput of a period is read one radio step before the
+    """Run ``sc`` for its duration with ``make_policy(graph, layers)`` deciding after every
+    period (None: always on). The per-UE throughput of a period is read one radio step before the
     period closes (the counters reset at the close), i.e. over all but its last step."""
     tw = Twin(sc)
     graph = topology_of(tw)
-    policy = make_policy(graph) if make_policy is not None else None
+    policy = make_policy(graph, layers_of(tw, graph)) if make_policy is not None else None
     spp = round(sc.time.report_period_s / tw.dt)
     n_periods = round(sc.time.duration_s / sc.time.report_period_s)
     per_period: list[dict[str, float]] = []
     log: list[dict[str, Any]] = []
     lat_s, decisions = 0.0, 0
+    day_bits = np.zeros(tw.n_ues)
+    day_active_s = np.zeros(tw.n_ues)
     for p in range(n_periods):
         for _ in range(spp - 1):
             tw.step()
-        p5 = _network_p5(tw)
+        bits = tw.counters.ue_dl_bits.double().cpu().numpy()
+        act = tw.counters.ue_dl_active_s.double().cpu().numpy()
+        day_bits += bits
+        day_active_s += act
+        p5 = _p5_kbps(bits, act)
         tw.step()
         cols = tw.reports[-1].columns
         per_period.append(
@@ -173,6 +190,7 @@ def run_closed_loop(
                 "energy_j": float(np.nansum(cols["mobileai.EnergyJ"])),
                 "dl_mbit": float(np.nansum(cols["DRB.PdcpSduVolumeDL"])),
                 "p5_dl_kbps": p5,
+                "active_ues": float(((act > 0) & (bits >= P5_MIN_BITS)).sum()),
                 "prb_dl_mean": float(np.nanmean(cols["RRU.PrbUsedDl"])),
                 "sleeping": float((tw.state != 0).sum()),
                 "blocked": float(np.nansum(cols["mobileai.SessionsBlocked"])),
@@ -204,6 +222,7 @@ def run_closed_loop(
         energy_j=float(pp["energy_j"].sum()),
         dl_mbit=float(pp["dl_mbit"].sum()),
         p5_dl_kbps=float(pp["p5_dl_kbps"].mean()),
+        p5_day_kbps=_p5_kbps(day_bits, day_active_s),
         sessions_new=float(pp["new"].sum()),
         sessions_blocked=float(pp["blocked"].sum()),
         sessions_dropped=float(pp["dropped"].sum()),
@@ -233,7 +252,8 @@ def compare(ref: RunScores, run: RunScores) -> dict[str, float]:
     return {
         "energy_saved": 1.0 - run.energy_j / ref.energy_j,
         "traffic_loss": 1.0 - run.dl_mbit / ref.dl_mbit,
-        "p5_tput_loss": 1.0 - run.p5_dl_kbps / ref.p5_dl_kbps,
+        "p5_tput_loss": 1.0 - run.p5_day_kbps / ref.p5_day_kbps,
+        "p5_tput_loss_mean_period": 1.0 - run.p5_dl_kbps / ref.p5_dl_kbps,
         "p5_tput_loss_median_period": p5_loss_median_period(ref.per_period, run.per_period),
         "blocked_per_1k_sessions": 1e3 * run.sessions_blocked / max(run.sessions_new, 1.0),
         "dropped_per_1k_sessions": 1e3 * run.sessions_dropped / max(run.sessions_new, 1.0),

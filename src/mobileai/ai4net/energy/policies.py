@@ -21,6 +21,17 @@ with its reason and the numbers it relied on (:class:`EnergyDecision`).
   hysteresis margin). Cells asleep for the whole horizon go ``off`` (no power), otherwise
   ``deep_sleep``.
 
+Carrier switch-off over a coverage layer (TR 38.864 clause 5; :mod:`.layers`): given
+:class:`~mobileai.ai4net.energy.layers.CarrierLayers` with capacity cells, both policies only
+switch *capacity* cells off, the coverage guard is the co-sector coverage cell (it must be
+awake; coverage cells never sleep), and a sleeping capacity cell's load moves to that coverage
+cell, converted to its PRBs (``n_rb`` ratio). The rule is then the vendors' carrier-shutdown
+feature: the capacity carrier goes off when the *combined* load of both carriers, in coverage
+PRBs, stayed below ``layer_sleep_below_pct`` for ``periods`` periods, and comes back when the
+coverage cell's load exceeds ``layer_wake_above_pct``. The optimiser plans on the forecast:
+the coverage cell's projected load (its own demand plus its sleepers' forecast hi80 x
+``layer_inflation``) must stay under ``host_cap_pct``.
+
 Both share the same coverage guard, so the comparison measures the decision logic, not the
 guard. A sleeping cell carries no load of its own; its demand is estimated from its last load
 before sleeping scaled by its neighbours' load trend since then.
@@ -36,6 +47,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from mobileai.ai4net.energy.layers import CarrierLayers
 from mobileai.ai4net.topology import NeighbourGraph
 from mobileai.errors import UserError
 from mobileai.twin.actions import SetCellState
@@ -101,6 +113,27 @@ class ThresholdConfig(BaseModel):
     max_sleeping_share: float = Field(
         1.0, ge=0, le=1, description="Never put more than this share of cells asleep at once."
     )
+    layer_sleep_below_pct: float = Field(
+        40.0,
+        ge=0,
+        le=100,
+        description="Carrier shutdown: off while capacity + coverage load (coverage PRBs) < this, %.",
+    )
+    layer_wake_above_pct: float = Field(
+        70.0,
+        ge=0,
+        le=100,
+        description="Carrier shutdown: back on when the coverage cell's load > this, %.",
+    )
+
+
+def _check_layers(graph: NeighbourGraph, layers: CarrierLayers | None) -> CarrierLayers | None:
+    """The layers when they have capacity cells and match the graph's cells, else None."""
+    if layers is None or not layers.multi_layer:
+        return None
+    if tuple(layers.cell_ids) != tuple(graph.cell_ids):
+        raise UserError("carrier layers: cell ids differ from the neighbour graph's (use one cells table)")
+    return layers
 
 
 class ThresholdRule:
@@ -108,9 +141,15 @@ class ThresholdRule:
 
     name = "threshold"
 
-    def __init__(self, graph: NeighbourGraph, config: ThresholdConfig | None = None) -> None:
+    def __init__(
+        self,
+        graph: NeighbourGraph,
+        config: ThresholdConfig | None = None,
+        layers: CarrierLayers | None = None,
+    ) -> None:
         self.graph = graph
         self.cfg = config or ThresholdConfig()
+        self.layers = _check_layers(graph, layers)
         self._below = np.zeros(graph.n_cells, dtype=int)
 
     def decide(self, kpis: pd.DataFrame) -> list[EnergyDecision]:
@@ -118,6 +157,8 @@ class ThresholdRule:
         t = check_period_table(kpis, g)
         prb = np.array(t["prb_dl"].fillna(0.0), dtype=float)
         asleep = np.array(t["state"] != "active", dtype=bool)
+        if self.layers is not None:
+            return self._decide_layers(prb, asleep)
         self._below = np.where(~asleep & (prb < cfg.sleep_below_pct), self._below + 1, 0)
         out: list[EnergyDecision] = []
         ids = g.cell_ids
@@ -158,6 +199,52 @@ class ThresholdRule:
             )
         return out
 
+    def _decide_layers(self, prb: np.ndarray, asleep: np.ndarray) -> list[EnergyDecision]:
+        """Carrier shutdown (module docstring): capacity cells only, judged with their host."""
+        cfg, lay, ids = self.cfg, self.layers, self.graph.cell_ids
+        assert lay is not None
+        cap = lay.capacity
+        combined = np.full(len(ids), np.inf)
+        for i in cap:
+            combined[i] = prb[lay.host[i]] + lay.to_host_prb(i, prb[i])
+        self._below = np.where(~asleep & (combined < cfg.layer_sleep_below_pct), self._below + 1, 0)
+        out: list[EnergyDecision] = []
+        host_load = prb.copy()
+        for i in cap[asleep[cap]]:
+            h = lay.host[i]
+            if prb[h] > cfg.layer_wake_above_pct:
+                asleep[i] = False
+                out.append(
+                    EnergyDecision(
+                        SetCellState(cell=ids[i], state="active"),
+                        f"coverage cell {ids[h]} DL PRB {prb[h]:.1f}% > {cfg.layer_wake_above_pct:g}%",
+                        "host_load",
+                        {"host": ids[h], "host_prb_dl": float(prb[h])},
+                    )
+                )
+        for i in cap[np.argsort(prb[cap], kind="stable")]:
+            h = lay.host[i]
+            if asleep[i] or asleep[h] or self._below[i] < cfg.periods:
+                continue
+            if asleep.sum() + 1 > cfg.max_sleeping_share * len(ids):
+                break
+            now = host_load[h] + lay.to_host_prb(i, prb[i])
+            if now >= cfg.layer_sleep_below_pct:
+                continue
+            host_load[h] = now
+            asleep[i] = True
+            out.append(
+                EnergyDecision(
+                    SetCellState(cell=ids[i], state=cfg.sleep_state),
+                    f"capacity {prb[i]:.1f}% + coverage {ids[h]} {prb[h]:.1f}% = {combined[i]:.1f}% of "
+                    f"{ids[h]}'s PRBs < {cfg.layer_sleep_below_pct:g}% for {self._below[i]} periods "
+                    f"(N={cfg.periods})",
+                    "own_load",
+                    {"prb_dl": float(prb[i]), "combined_host_prb": float(combined[i]), "host": ids[h]},
+                )
+            )
+        return out
+
 
 def coverage_ok(g: NeighbourGraph, asleep: np.ndarray, i: int, min_active: int) -> bool:
     """Sleeping ``i`` (already marked) leaves it and each sleeping neighbour enough awake neighbours."""
@@ -193,6 +280,18 @@ class OptimiserConfig(BaseModel):
     max_sleeping_share: float = Field(
         1.0, ge=0, le=1, description="Never plan more than this share of cells asleep at once."
     )
+    layer_inflation: float = Field(
+        3.0,
+        ge=1,
+        le=10,
+        description="Coverage-carrier PRBs a moved UE needs per PRB it used on the capacity carrier.",
+    )
+    host_cap_pct: float = Field(
+        60.0,
+        ge=0,
+        le=100,
+        description="Carrier switch-off: max projected DL PRB load of the coverage cell, %.",
+    )
 
 
 @dataclass
@@ -207,14 +306,35 @@ class ForecastOptimiser:
     name = "optimiser"
 
     def __init__(
-        self, graph: NeighbourGraph, forecaster: Forecaster, config: OptimiserConfig | None = None
+        self,
+        graph: NeighbourGraph,
+        forecaster: Forecaster,
+        config: OptimiserConfig | None = None,
+        layers: CarrierLayers | None = None,
     ) -> None:
         self.graph = graph
         self.forecaster = forecaster
         self.cfg = config or OptimiserConfig()
+        self.layers = _check_layers(graph, layers)
         self.history: list[pd.DataFrame] = []
         self._memo: dict[int, _SleepMemo] = {}
         self._period = 0
+
+    def _receivers(self, asleep: np.ndarray, i: int) -> list[int]:
+        """Awake cells that take sleeping ``i``'s UEs: its coverage host (carrier switch-off)
+        or its awake neighbours (cell sleep)."""
+        if self.layers is not None:
+            h = int(self.layers.host[i])
+            return [h] if h >= 0 and not asleep[h] else []
+        return _active_neighbours(self.graph, asleep, i)
+
+    def _covered(self, asleep: np.ndarray, i: int) -> bool:
+        """Coverage guard after marking ``i`` asleep: an awake coverage host (carrier
+        switch-off; coverage cells themselves never sleep) or enough awake neighbours."""
+        if self.layers is not None:
+            h = int(self.layers.host[i])
+            return h >= 0 and not asleep[h]
+        return coverage_ok(self.graph, asleep, i, self.cfg.min_active_neighbours)
 
     def _nb_load(self, prb: np.ndarray, asleep: np.ndarray, i: int) -> float:
         nb = _active_neighbours(self.graph, asleep, i)
@@ -239,9 +359,10 @@ class ForecastOptimiser:
         asleep = asleep0.copy()
         out: list[EnergyDecision] = []
         load_hi = self._projected(hi, asleep)
+        cap = cfg.host_cap_pct if self.layers is not None else cfg.neighbour_cap_pct
         # 1. wake where a constraint now fails (with hysteresis)
         for i in np.flatnonzero(asleep0):
-            nb = _active_neighbours(g, asleep, i)
+            nb = self._receivers(asleep, i)
             worst = max(nb, key=lambda j: load_hi[j]) if nb else None
             reason, binding = None, ""
             if hi[i] > cfg.sleep_below_pct + cfg.wake_margin_pct:
@@ -250,10 +371,10 @@ class ForecastOptimiser:
                     f"within {cfg.horizon} periods"
                 )
                 binding = "demand_forecast"
-            elif worst is not None and load_hi[worst] > cfg.neighbour_cap_pct + cfg.wake_margin_pct:
+            elif worst is not None and load_hi[worst] > cap + cfg.wake_margin_pct:
                 reason = (
                     f"neighbour {ids[worst]} projected DL PRB {load_hi[worst]:.1f}% > "
-                    f"{cfg.neighbour_cap_pct + cfg.wake_margin_pct:g}%"
+                    f"{cap + cfg.wake_margin_pct:g}%"
                 )
                 binding = "neighbour_capacity"
             if reason:
@@ -270,24 +391,29 @@ class ForecastOptimiser:
                 )
         # 2. add sleepers greedily, lowest forecast demand (largest saving per unit of risk) first
         for i in np.argsort(hi, kind="stable"):
-            if asleep[i]:
-                continue
+            if asleep[i] or (self.layers is not None and self.layers.host[i] < 0):
+                continue  # with layers only capacity cells switch off
             if hi[i] >= cfg.sleep_below_pct:
                 break  # sorted: no later cell qualifies on its own forecast
             if asleep.sum() + 1 > cfg.max_sleeping_share * g.n_cells:
                 break  # the operator's cap on sleeping cells (guardrails' max_sleeping_share)
             asleep[i] = True
             trial = self._projected(hi, asleep)
-            nb = _active_neighbours(g, asleep, i)
-            over = [j for j in nb if trial[j] > cfg.neighbour_cap_pct]
-            if over or not nb or not coverage_ok(g, asleep, i, cfg.min_active_neighbours):
+            nb = self._receivers(asleep, i)
+            over = [j for j in nb if trial[j] > cap]
+            if over or not nb or not self._covered(asleep, i):
                 asleep[i] = False
                 continue
             load_hi = trial
             off = cfg.allow_off and cfg.horizon >= cfg.off_after_periods
             state: SleepState = "off" if off else "deep_sleep"
             self._memo[i] = _SleepMemo(
-                prb_at_sleep=float(demand[i]), nb_at_sleep=self._nb_load(demand, asleep0, i)
+                prb_at_sleep=float(demand[i]),
+                nb_at_sleep=(
+                    float(demand[self.layers.host[i]])
+                    if self.layers is not None
+                    else self._nb_load(demand, asleep0, i)
+                ),
             )
             worst = max(nb, key=lambda j: trial[j])
             out.append(
@@ -295,7 +421,7 @@ class ForecastOptimiser:
                     SetCellState(cell=ids[i], state=state),
                     f"forecast DL PRB hi80 {hi[i]:.1f}% < {cfg.sleep_below_pct:g}% for the next "
                     f"{cfg.horizon} periods; busiest neighbour {ids[worst]} projected {trial[worst]:.1f}% "
-                    f"<= cap {cfg.neighbour_cap_pct:g}%; {len(nb)} neighbours stay awake",
+                    f"<= cap {cap:g}%; {len(nb)} neighbours stay awake",
                     "own_forecast",
                     {
                         "forecast_hi80": float(hi[i]),
@@ -312,6 +438,8 @@ class ForecastOptimiser:
         neighbours pushed onto it; a sleeping cell's load before it slept scaled by its awake
         neighbours' own-demand trend since then. Two fixed-point rounds (the push depends on
         the sleepers' demand, which depends on the neighbours' own demand)."""
+        if self.layers is not None:
+            return self._own_demand_layers(prb, asleep)
         sleepers = np.flatnonzero(asleep)
         own = prb.copy()
         memo = {i: self._memo.get(i) for i in sleepers}
@@ -329,6 +457,28 @@ class ForecastOptimiser:
                 own[i] = m.prb_at_sleep * float(np.clip(trend, 0.0, 10.0))
         return own
 
+    def _own_demand_layers(self, prb: np.ndarray, asleep: np.ndarray) -> np.ndarray:
+        """Own demand with carrier switch-off: a coverage cell's load above its own load at the
+        time its capacity cells went off is theirs; it is shared among them by their load at
+        sleep and converted back to their PRBs (divided by ``layer_inflation``)."""
+        lay = self.layers
+        assert lay is not None
+        own = prb.copy()
+        by_host: dict[int, list[int]] = {}
+        for i in np.flatnonzero(asleep):
+            own[i] = 0.0
+            if lay.host[i] >= 0 and not asleep[lay.host[i]]:
+                by_host.setdefault(int(lay.host[i]), []).append(int(i))
+        for h, sl in by_host.items():
+            memo = [self._memo.get(i) for i in sl]
+            base = min((m.nb_at_sleep for m in memo if m is not None), default=0.0)
+            excess = max(prb[h] - base, 0.0)
+            weights = np.array([m.prb_at_sleep if m is not None else 0.0 for m in memo]) + 1e-6
+            own[h] = prb[h] - excess
+            for i, w in zip(sl, weights / weights.sum(), strict=True):
+                own[i] = excess * w * lay.n_rb[h] / lay.n_rb[i] / self.cfg.layer_inflation
+        return np.clip(own, 0.0, 100.0)
+
     def forget(self, cell_id: str) -> None:
         """Drop the memory of a planned sleep that did not happen (rejected or rolled back)."""
         self._memo.pop(self.graph.index(cell_id), None)
@@ -338,6 +488,13 @@ class ForecastOptimiser:
         cells, split over their awake neighbours by neighbour weight."""
         g, cfg = self.graph, self.cfg
         load = np.where(asleep, 0.0, own)
+        if self.layers is not None:
+            lay = self.layers
+            for i in np.flatnonzero(asleep):
+                h = int(lay.host[i])
+                if h >= 0 and not asleep[h]:
+                    load[h] += cfg.layer_inflation * lay.to_host_prb(i, own[i])
+            return load
         for i in np.flatnonzero(asleep):
             nb = [(j, w) for j, w in zip(g.neighbours[i], g.weights[i], strict=True) if not asleep[j]]
             if not nb:
