@@ -6,33 +6,19 @@ stdout; progress and messages go to stderr; bad input raises :class:`~mobileai.e
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.console import Console
 
+from mobileai.console import emit, err
+from mobileai.data.tables import read_table_file
 from mobileai.errors import UserError
-
-err = Console(stderr=True)
 
 
 def _read_table(path: Path, what: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise UserError(f"{what} {path}: no such file")
-    try:
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pandas()
-    except (OSError, ValueError) as exc:
-        raise UserError(
-            f"{what} {path}: cannot read it as {'CSV' if path.suffix == '.csv' else 'Parquet'} ({exc})"
-        ) from None
+    return read_table_file(path, what).to_pandas()
 
 
 def _timestamps(df: pd.DataFrame, what: str) -> pd.DataFrame:
@@ -43,13 +29,6 @@ def _timestamps(df: pd.DataFrame, what: str) -> pd.DataFrame:
             except (ValueError, TypeError):
                 raise UserError(f"{what}: column {c} is not a timestamp") from None
     return df
-
-
-def _emit(data: dict, as_json: bool, human: str) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data, default=str) + "\n")
-    else:
-        Console().print(human, highlight=False)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -118,7 +97,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             f"[bold green]done[/bold green]: {out}\n  {summ['flagged']} of {summ['cell_periods']} "
             f"cell-periods flagged, {summ['incidents']} incidents, {summ['proposals']} healing proposals"
         )
-        _emit(summ, as_json, human)
+        emit(summ, as_json, human)
 
     @bench_app.command("anomaly")
     def bench_anomaly(
@@ -155,7 +134,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 f"ML-MATT (split by cell): F1 ours {res['f1']['ours']:.3f}  thresholds "
                 f"{res['f1']['threshold']:.3f}  (fit {res['cost']['fit_s']:.1f} s)"
             )
-            _emit(res, as_json, human)
+            emit(res, as_json, human)
             return
         from mobileai.data.twin_history import twin_history
         from mobileai.twin.config import load_scenario
@@ -186,4 +165,4 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 f"  latency {res['latency_ms_per_cell_period']['median']} ms per cell-period",
             ]
         )
-        _emit(res, as_json, human)
+        emit(res, as_json, human)

@@ -8,13 +8,12 @@ the forecast-driven optimiser vs always-on, savings scored with the fitted power
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from mobileai.console import err
+from mobileai.console import emit, err
 from mobileai.errors import UserError
 
 energy_app = typer.Typer(
@@ -27,13 +26,6 @@ def _default_data() -> Path:
     from mobileai.ai4net.energy.power_fit import DEFAULT_DATA
 
     return DEFAULT_DATA
-
-
-def _emit(obj: dict[str, Any], as_json: bool, human: str) -> None:
-    if as_json:
-        typer.echo(json.dumps(obj, indent=2))
-    else:
-        err.print(human, highlight=False)
 
 
 @energy_app.command("fit")
@@ -65,7 +57,7 @@ def fit_cmd(
         "saved": str(out),
     }
     lgb = f"{ref['wmape_test']:.4f}" if ref else "not run"
-    _emit(
+    emit(
         obj,
         as_json,
         f"WMAPE (held-out): physical {fit.metrics['wmape_test']:.4f}, LightGBM {lgb}; saved {out}",
@@ -106,7 +98,7 @@ def bench_energy(
         f"p5 throughput loss {c['p5_tput_loss']:.2%}"
         for name, c in res["details"].items()
     )
-    _emit(res, as_json, human)
+    emit(res, as_json, human)
 
 
 @energy_app.command("train-rl")
@@ -144,7 +136,7 @@ def train_rl_cmd(
     err.print(f"training PPO for {decisions} decisions x {sc.ues.count} UEs (seed {seed}) ...")
     pol = rl.train(sc, cfg)
     pol.save(out)
-    _emit(
+    emit(
         {**pol.metrics, "saved": str(out)},
         as_json,
         f"trained in {pol.metrics['train_wall_s']:.0f} s; saved {out}",
@@ -166,7 +158,7 @@ def plan_cmd(
     from mobileai.ai4net.energy.run import open_loop
 
     res = open_loop(kpis, cells, policy, fit, out)
-    _emit(
+    emit(
         res,
         as_json,
         f"{policy}: estimated energy saved {res['energy_saved_estimate']:.1%}, "
