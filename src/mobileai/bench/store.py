@@ -58,7 +58,6 @@ def bench_ingest(cells: int, seconds: float, root: Path) -> dict:
     store.attach(bus, "kpis")
     lat, rows, p = [], 0, 0
     start = time.perf_counter()
-    compact_s = 0.0
     while time.perf_counter() - start < seconds:
         tab = _restamp(template, t0_ms + p * PERIOD_MS)
         a = time.perf_counter()
