@@ -8,7 +8,7 @@ import torch
 from mobileai.twin.calibration import calibration_scenario
 from mobileai.twin.layout import build_layout
 from mobileai.twin.radio import RadioModel
-from mobileai.twin.ues import drop_ues
+from mobileai.twin.ues import UEs, drop_ues
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +94,54 @@ def test_tilt_change_moves_the_gain(drop) -> None:
     model.set_tilt(torch.full((cells.n,), 30.0))
     after = model.links(ues)["coupling_gain_db"]
     assert not torch.equal(before, after)
+
+
+def _walk(n: int = 4000, step_m: float = 0.25) -> UEs:
+    """One outdoor UE walking a straight 1 km line in small steps (as n UEs)."""
+    x = torch.linspace(-500.0, -500.0 + n * step_m, n, dtype=torch.float64)
+    z = torch.zeros(n, dtype=torch.float64)
+    return UEs(
+        x=x,
+        y=z + 37.0,
+        height=z + 1.5,
+        indoor=torch.zeros(n, dtype=torch.bool),
+        d2d_in=z,
+        o2i_high=torch.zeros(n, dtype=torch.bool),
+        o2i_dev=z,
+        u_he=z + 0.3,
+    )
+
+
+def test_soft_los_limits_the_jump_of_a_walking_ue() -> None:
+    """TR 38.901 7.6.3.3: with the soft LOS state a UE's loss changes continuously as it walks
+    across LOS/NLOS boundaries (the hard state jumps by the ~20 dB LOS/NLOS gap)."""
+    hard_sc = calibration_scenario("uma", 3.5, seed=5)
+    soft_sc = hard_sc.with_updates(radio={"los_transition_m": 10.0})
+    walk = _walk()
+    jumps = {}
+    for name, sc in (("hard", hard_sc), ("soft", soft_sc)):
+        cg = RadioModel(sc, build_layout(sc)).links(walk)["coupling_gain_db"]
+        # the cells within 15 dB of the best one (the ones handover looks at; far cells also
+        # jump where their nearest wrap-around image changes)
+        near = cg >= cg.max(1, keepdim=True).values - 15.0
+        step = (cg[1:] - cg[:-1]).abs()
+        jumps[name] = float(torch.where(near[1:] & near[:-1], step, torch.zeros_like(step)).max())
+    assert jumps["hard"] > 10.0  # the hard state flips somewhere along 1 km for some site
+    assert jumps["soft"] < jumps["hard"] / 3
+
+
+def test_soft_los_state_and_loss_mixing_closed_forms() -> None:
+    from mobileai.twin.radio import _mix_losses, _soft_los
+
+    p = torch.tensor([0.0, 0.2, 0.5, 0.9, 1.0])
+    g = torch.tensor([0.3, -1.0, 0.0, 1.2, 2.0])
+    s = _soft_los(p, g, torch.full_like(p, 1e-6))
+    hard = (0.5 * (1 + torch.erf(g / 2**0.5)) < p).float()
+    assert torch.equal(s, hard)  # a vanishing width is the hard state of 7.6.3.1
+    # S >= 0.5 exactly where the hard state is LOS, for any width
+    wide = _soft_los(p, g, torch.full_like(p, 0.7))
+    assert torch.equal(wide >= 0.5, hard.bool())
+    l_los, l_nlos = torch.tensor([90.0, 90.0, 90.0]), torch.tensor([110.0, 110.0, 110.0])
+    mixed = _mix_losses(torch.tensor([1.0, 0.0, 0.5]), l_los, l_nlos)
+    half = -10 * torch.log10(0.5 * 10 ** (-9.0) + 0.5 * 10 ** (-11.0))
+    assert torch.allclose(mixed, torch.stack([l_los[0], l_nlos[0], half]), atol=1e-4)

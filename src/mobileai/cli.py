@@ -409,6 +409,24 @@ def bench_twin(
     emit(result, as_json, None if as_json else format_twin_bench(result))
 
 
+@bench_app.command("handover")
+def bench_handover(
+    scenario: Annotated[str, typer.Option(help="Packaged scenario name or YAML path.")] = "dense-urban",
+    seconds: Annotated[float, typer.Option(min=1, max=3600, help="Simulated seconds per variant.")] = 60.0,
+    map_every_s: Annotated[
+        float, typer.Option(min=0.1, max=60, help="Best-server map sampled every this many seconds.")
+    ] = 0.5,
+    seed: Annotated[int | None, typer.Option(help="Override the scenario seed.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Handovers per UE per minute by speed class, against best-server map changes and the
+    geometric boundary crossings of the layout (soft and hard LOS state in one run)."""
+    from mobileai.bench.handover import format_handover_bench, run_handover_bench
+
+    result = run_handover_bench(scenario, seconds, map_every_s, seed)
+    emit(result, as_json, None if as_json else format_handover_bench(result))
+
+
 # ---- command groups of the other layers: each module adds its commands with
 # ``register(app, bench_app)`` (one line per module, in layer order).
 from mobileai.data.data_cli import register as _reg_data  # noqa: E402

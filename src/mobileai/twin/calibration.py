@@ -81,6 +81,7 @@ def calibration_scenario(scenario: str, carrier_ghz: float, seed: int = 0) -> Sc
                 "subcarrier_spacing_khz": 15 if fr1 else 120,
                 "o2i_model": "low" if scenario == "rma" else "mixed",
                 "o2i_high_loss_fraction": 0.5,
+                "los_transition_m": 0.0,  # Table 7.8-1 drops use the hard LOS state of 7.4.2
             },
             "layout": {
                 "kind": "hex",

@@ -58,6 +58,13 @@ class RadioConfig(_Strict):
         description="Share of indoor UEs behind high-loss (IRR glass) walls when o2i_model is mixed.",
     )
     shadow_fading: bool = Field(True, description="Draw spatially correlated log-normal shadow fading.")
+    los_transition_m: float = Field(
+        10.0,
+        ge=0,
+        le=100,
+        description="Soft LOS state (TR 38.901 7.6.3.3): width, in metres walked across a LOS/NLOS "
+        "boundary, over which a link's loss moves between its LOS and NLOS values (0: hard switch).",
+    )
     rma_building_height_m: float = Field(
         5.0, ge=5, le=50, description="RMa average building height h (Table 7.4.1-1, valid 5..50 m)."
     )

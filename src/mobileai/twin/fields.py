@@ -56,6 +56,13 @@ class SinusoidField:
         self._strides = [math.prod(shape[i + 1 :]) for i in range(len(shape))]
         self._flat = tuple(t.reshape(-1, n_terms) for t in (self.kx, self.ky, self.phase))
 
+    def gradient_rms(self) -> torch.Tensor:
+        """RMS directional derivative of each field, per metre, averaged over directions:
+        sqrt(mean_n |k_n|^2 / 2) (the derivative of sqrt(2/N) Σ cos(k_n·x + φ_n) along a unit
+        vector has variance (1/N) Σ (k_n·s)^2 over the random phases)."""
+        k2 = self.kx.double() ** 2 + self.ky.double() ** 2
+        return torch.sqrt(k2.mean(-1) / 2.0)
+
     def sample(self, x: torch.Tensor, y: torch.Tensor, index: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """Field values at positions ``(x, y)`` for the fields selected by ``index``.
 

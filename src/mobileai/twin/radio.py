@@ -32,6 +32,8 @@ from mobileai.twin.ues import UEs
 
 #: Sinusoids per correlated field (marginal close to Gaussian; see fields.py).
 FIELD_TERMS = 48
+#: Soft LOS values closer than this to 0 or 1 count as pure NLOS / LOS (no second shadowing draw).
+SOFT_EDGE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,10 @@ class RadioModel:
         los_corr = torch.full((n_sites,), params.los_corr_m, dtype=torch.float64)
         self._los_field = SinusoidField(los_corr, FIELD_TERMS, g, self.device, self.dtype)
         self._sigma = torch.tensor(params.sigma_db, dtype=self.dtype, device=self.device)
+        # soft LOS state: width of the transition in the LOS field's units (see _soft_los)
+        width = scenario.radio.los_transition_m
+        self._los_eps = (self._los_field.gradient_rms() * width / 2.0).to(self.device, self.dtype)
+        self._soft = width > 0
         self._he_offsets = torch.rand(n_sites, generator=g, dtype=torch.float64).to(self.device, self.dtype)
         c = self.cells
         f32 = {"device": self.device, "dtype": self.dtype}
@@ -123,6 +129,25 @@ class RadioModel:
             return dx[..., 0], dy[..., 0]
         k = (dx * dx + dy * dy).argmin(-1, keepdim=True)
         return dx.gather(-1, k)[..., 0], dy.gather(-1, k)[..., 0]
+
+    def _shadowing(
+        self,
+        sdx: torch.Tensor,
+        sdy: torch.Tensor,
+        s_idx: torch.Tensor,
+        cls: torch.Tensor,
+        sd2d: torch.Tensor,
+        h_ut: torch.Tensor,
+    ) -> torch.Tensor:
+        """Shadow fading (dB) of UE-site links of class ``cls``: sigma of Table 7.4.1-1 / 7.5-6
+        times the class's spatially correlated field at the UE (zero when switched off)."""
+        if not self.sc.radio.shadow_fading:
+            return torch.zeros_like(sd2d)
+        sigma = self._sigma[cls]
+        if self.sc.radio.scenario == "rma":
+            rma_los = prop.rma_los_sigma_db(sd2d, self._fc.mean(), self._site_h[s_idx], h_ut)
+            sigma = torch.where(cls == prop.LOS, rma_los, sigma)
+        return sigma * self._sf_field.sample(sdx, sdy, (s_idx.expand_as(cls), cls))
 
     def set_tilt(self, downtilt_deg: torch.Tensor) -> None:
         """Change the cells' electrical down-tilt (actions, tilt-error faults)."""
@@ -170,17 +195,27 @@ class RadioModel:
         sd2d_out = torch.clamp(sd2d - d_in, min=1.0)
         p_los = prop.los_probability(scen, sd2d_out, h_ut)
         g_los = self._los_field.sample(sdx, sdy, (s_idx,))
-        u_los = 0.5 * (1.0 + torch.erf(g_los / math.sqrt(2.0)))
-        site_los = u_los < p_los
-        cls = torch.where(indoor, prop.O2I, torch.where(site_los, prop.LOS, prop.NLOS))
-        if sc.radio.shadow_fading:
-            sigma = self._sigma[cls]
-            if scen == "rma":
-                rma_los = prop.rma_los_sigma_db(sd2d, self._fc.mean(), self._site_h[s_idx], h_ut)
-                sigma = torch.where(cls == prop.LOS, rma_los, sigma)
-            sf_site = sigma * self._sf_field.sample(sdx, sdy, (s_idx.expand_as(cls), cls))
+        if self._soft:
+            s_los = _soft_los(p_los, g_los, self._los_eps[s_idx])
+            site_los = s_los >= 0.5
         else:
-            sf_site = torch.zeros_like(sd2d)
+            u_los = 0.5 * (1.0 + torch.erf(g_los / math.sqrt(2.0)))
+            site_los = u_los < p_los
+        cls = torch.where(indoor, prop.O2I, torch.where(site_los, prop.LOS, prop.NLOS))
+        sf_site = self._shadowing(sdx, sdy, s_idx, cls, sd2d, h_ut)
+        if self._soft:
+            # links inside a transition also need the other state's shadowing (a small share)
+            mixed = ~indoor & (s_los > SOFT_EDGE) & (s_los < 1.0 - SOFT_EDGE)
+            other = torch.where(cls == prop.LOS, prop.NLOS, prop.LOS)
+            sf_other = torch.zeros_like(sf_site)
+            if bool(mixed.any()):
+                s_full, h_full = s_idx.expand_as(cls), h_ut.expand_as(cls)
+                sf_other[mixed] = self._shadowing(
+                    sdx[mixed], sdy[mixed], s_full[mixed], other[mixed], sd2d[mixed], h_full[mixed]
+                )
+            # shadowing of the LOS and the NLOS branch of each link
+            sf_l = torch.where(cls == prop.LOS, sf_site, torch.where(mixed, sf_other, sf_site))
+            sf_n = torch.where(cls == prop.NLOS, sf_site, torch.where(mixed, sf_other, sf_site))
         u1 = torch.remainder(ues.u_he.to(**f32)[:, None] + self._he_offsets[s_idx], 1.0)
 
         # cell-level geometry, path loss and antenna gain
@@ -199,21 +234,17 @@ class RadioModel:
             h_e = prop.uma_environment_height(d2d, h_ut.expand_as(d2d), u1c, torch.remainder(u1c * 97.0, 1.0))
         else:
             h_e = 1.0
-        pl_b = prop.basic_pathloss(
-            scen,
-            los,
-            d2d,
-            d3d,
-            fc,
-            h_bs,
-            h_ut,
-            h_e,
-            sc.radio.rma_building_height_m,
-            sc.radio.rma_street_width_m,
-        )
+        rma_h, rma_w = sc.radio.rma_building_height_m, sc.radio.rma_street_width_m
         o2i = prop.o2i_penetration_db(fc, ues.o2i_high.to(self.device)[:, None], d_in)
         o2i = o2i + prop.o2i_sigma_db(ues.o2i_high.to(self.device)[:, None]) * ues.o2i_dev.to(**f32)[:, None]
-        pl = pl_b + to_cell(sf_site) + torch.where(indoor, o2i, torch.zeros_like(o2i))
+        o2i = torch.where(indoor, o2i, torch.zeros_like(o2i))
+        if self._soft:
+            pl_los = prop.pathloss_los(scen, d2d, d3d, fc, h_bs, h_ut, h_e, rma_h)
+            pl_nlos = torch.maximum(pl_los, prop.pathloss_nlos_prime(scen, d3d, fc, h_bs, h_ut, rma_h, rma_w))
+            pl = _mix_losses(to_cell(s_los), pl_los + to_cell(sf_l), pl_nlos + to_cell(sf_n)) + o2i
+        else:
+            pl_b = prop.basic_pathloss(scen, los, d2d, d3d, fc, h_bs, h_ut, h_e, rma_h, rma_w)
+            pl = pl_b + to_cell(sf_site) + o2i
         theta = 90.0 + torch.rad2deg(torch.atan2(dz, d2d))
         phi = torch.rad2deg(torch.atan2(dy, dx)) - self._bore[c_idx]
         gain = bs_gain_db(sc.bs.antenna, theta, phi, self._tilt[c_idx])
@@ -286,6 +317,32 @@ class RadioModel:
             for name, v in vals.items():
                 outs.setdefault(name, []).append(v)
         return RadioResult(**{name: torch.cat(v) for name, v in outs.items()})
+
+
+def _soft_los(p_los: torch.Tensor, g_los: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """Soft LOS state S_LOS in [0, 1] (TR 38.901 7.6.3.3 allows a soft state in place of the
+    hard LOS/NLOS switch, so that a moving UE's channel changes continuously).
+
+    The hard state compares the spatially consistent Gaussian variable g (LOS-state field,
+    correlation distance of Table 7.6.3.1-2) with the threshold Φ⁻¹(p_LOS): LOS where g < Φ⁻¹(p).
+    We blur that comparison: S = Φ((Φ⁻¹(p_LOS) − g) / ε), with ε the field's RMS gradient times
+    half the configured transition width, so a UE walking across a boundary at the field's RMS
+    rate of change goes from S = 0.16 to 0.84 over ``radio.los_transition_m``. S >= 0.5 exactly
+    where the hard state is LOS, and E[S] stays close to p_LOS (our construction: the standard
+    does not fix the transition shape at this level of abstraction).
+    """
+    z = (torch.special.ndtri(p_los.clamp(0.0, 1.0)) - g_los) / eps
+    return torch.special.ndtr(z)
+
+
+def _mix_losses(s_los: torch.Tensor, loss_los_db: torch.Tensor, loss_nlos_db: torch.Tensor) -> torch.Tensor:
+    """Loss of a soft-LOS link: its LOS and NLOS channels combined in power,
+    sqrt(S) H_LOS + sqrt(1 - S) H_NLOS (TR 38.901 7.6.3.3), i.e.
+    -10 log10(S 10^(-L_LOS/10) + (1 - S) 10^(-L_NLOS/10)), evaluated in the log domain."""
+    k = math.log(10.0) / 10.0
+    a = torch.log(s_los) - loss_los_db * k
+    b = torch.log1p(-s_los) - loss_nlos_db * k
+    return -torch.logaddexp(a, b) / k
 
 
 def _site_mean(values: torch.Tensor, site: torch.Tensor, n_sites: int) -> torch.Tensor:
