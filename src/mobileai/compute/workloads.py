@@ -2,7 +2,9 @@
 
 A workload is a list of *task classes*. Each class names a profiled model
 (:mod:`mobileai.compute.profiles`), the device class that runs it (:data:`DEVICE_CLASSES`),
-which of the twin's UEs carry it (by twin service, e.g. ``ai_camera_ul``, and a share of them),
+which of the twin's UEs carry it (by twin service, e.g. ``ai_camera_ul``, optionally only the
+UEs of a speed class such as the 30 / 120 km/h classes of TR 38.913 Table 6.1-1, and a share of
+them),
 the arrival process per UE (periodic frames or Poisson requests, active a ``duty`` share of the
 time in on/off periods), the deadline, the accuracy needed, the privacy class, and optional
 side flows (control, audio, video) that share the UE's uplink with the AI tensors.
@@ -69,6 +71,13 @@ class TaskClass(_Strict):
         default_factory=lambda: ["ai_camera_ul"], description="Twin services whose UEs run this class."
     )
     ue_share: float = Field(1.0, gt=0, le=1, description="Share of those UEs that run this class.")
+    ue_min_speed_kmh: float = Field(
+        0.0,
+        ge=0,
+        le=500,
+        description="Only UEs moving at least this fast (the twin's speed classes, e.g. 30 or 120 "
+        "km/h: vehicles, drones, passengers); 0 takes every UE of the services.",
+    )
     arrival: Arrival
     deadline_ms: float = Field(gt=0, le=60_000, description="End-to-end deadline per task, ms.")
     min_accuracy: float = Field(0.0, ge=0, le=1, description="Accuracy the application needs.")
@@ -180,6 +189,7 @@ class ArrivalProcess:
             rng.uniform(0, 1 / arrival.rate_hz, n),
             rng.exponential(1 / arrival.rate_hz, n),
         )
+        self.started = False
 
     def step(self, t0: float, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """Arrivals in [t0, t0 + dt): (member index, time), sorted by time."""
@@ -191,6 +201,11 @@ class ArrivalProcess:
             self.on ^= flip
         idx_all, t_all = [], []
         t_end = t0 + dt
+        if not self.started:
+            # the random phases (and Poisson first gaps) count from the first step, so that the
+            # UEs' frames are not all aligned to its start
+            self.next_t += t0
+            self.started = True
         self.next_t = np.maximum(self.next_t, t0)
         while True:
             due = self.next_t < t_end

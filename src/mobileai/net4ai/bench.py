@@ -53,6 +53,10 @@ def summarise(columns: dict[str, np.ndarray], workload: Workload, dt_total: floa
         "uplink_mb": float(columns["up_bytes"].sum() / 1e6),
         "delivered": float(columns["delivered"].mean()) if len(e2e) else None,
         "fell_back": int(columns["fell_back"].sum()),
+        # tasks in flight that service continuity re-sent to another node (their MEC failed)
+        "migrated": int(columns["migrated"].sum()),
+        # tasks that never came back (a MEC failed while it held them, or the run ended first)
+        "lost": int(columns["lost"].sum()),
         "privacy_violations": privacy_violations(columns, workload),
         "per_class": {},
     }
@@ -112,7 +116,8 @@ def run_workload(
     torch.set_num_threads(1)
     try:
         twin = Twin(sc)
-        ue_ids, members = assign_members(workload, twin.traffic.service.cpu().numpy(), SERVICES)
+        speed_kmh = twin.mobility.speed.cpu().numpy().astype(np.float64) * 3.6
+        ue_ids, members = assign_members(workload, twin.traffic.service.cpu().numpy(), SERVICES, speed_kmh)
         steps = round(duration_s / twin.dt) + WARMUP_STEPS
         say(f"recording the twin's radio for {len(ue_ids)} AI UEs, {steps} steps")
         t0 = time.perf_counter()
@@ -127,7 +132,9 @@ def run_workload(
         traces = load_cork5g(cork_data)
         level = np.median(radio.ul_bps, axis=0)
         rng = np.random.default_rng(workload.seed + 11)
-        ul = replay_uplinks(traces, radio.ul_bps.shape[1], radio.steps, radio.dt, level, rng)
+        ul = replay_uplinks(
+            traces, radio.ul_bps.shape[1], radio.steps, radio.dt, level, rng, moving=members.speed_kmh > 0
+        )
         records["cork5g"] = radio.with_uplink(ul, "cork5g replay")
     horizon = radio.steps * radio.dt
     result: dict = {
@@ -319,6 +326,7 @@ def decision_time_bench(workload: Workload, tasks: int = 1000, repeats: int = 20
         p_out=rng.uniform(0, 0.05, tasks),
         mean_bps=rng.uniform(1e6, 5e7, tasks),
         dl_bps=rng.uniform(1e7, 5e8, tasks),
+        dl_level_bps=rng.uniform(1e7, 5e8, tasks),
         one_way_s=compute.one_way_s(site),
         serving_edge=compute.site_edge[site],
         node_wait_s=compute.wait_s(),

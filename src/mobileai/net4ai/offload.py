@@ -39,7 +39,9 @@ for each split point being a running minimum over the few nodes; no Python loop 
   deadline of latency, so that when no option is likely to make it the least late one wins
   (a late task does not pile onto a device that cannot keep up). The energy term (device compute
   and transmit energy per device-only energy, weighted up when the battery is low) breaks
-  near-ties. The simulator adds service continuity: uploads that degrade, stall in an outage or
+  near-ties. The result's downlink time uses the predicted in-service downlink level
+  (``dl_level_bps``); the other policies use the downlink's recent mean (``dl_bps``), one
+  number. The simulator adds service continuity: uploads that degrade, stall in an outage or
   cross a handover are re-decided and may fall back to the device.
 """
 
@@ -165,7 +167,7 @@ class DecisionInputs:
     sigma: np.ndarray
     p_out: np.ndarray  # probability that the next interval is an outage (given the current state)
     mean_bps: np.ndarray  # single measured bandwidth (baseline)
-    dl_bps: np.ndarray  # recent downlink rate for the result
+    dl_bps: np.ndarray  # downlink rate for the result: one measured number (recent mean)
     one_way_s: np.ndarray  # [N, nodes]
     serving_edge: np.ndarray  # MEC index of the serving site
     node_wait_s: np.ndarray  # [nodes]
@@ -177,6 +179,7 @@ class DecisionInputs:
     ho_rate_hz: np.ndarray | None = None  # recent handovers per second (radio-aware only)
     outage_left_s: np.ndarray | None = None  # expected rest of an outage (radio-aware only)
     rate_interval_s: float | None = None  # interval the predicted rate law is for (None: any)
+    dl_level_bps: np.ndarray | None = None  # predicted in-service downlink level (radio-aware)
 
 
 @dataclass
@@ -355,6 +358,12 @@ def _radio_aware(opt: OptionTable, x: DecisionInputs, pt: _Parts) -> Decision:
     n = len(x.cls)
     rows = np.arange(n)
     d = x.deadline_s
+    if x.dl_level_bps is not None:
+        # the result comes back over the predicted downlink level, not over the recent mean (a
+        # handover interruption in the mean says nothing of the downlink a few ms from now)
+        res_bits = opt.result_bytes[x.cls] * 8.0
+        delta = res_bits / np.maximum(x.dl_level_bps, 1e3) - pt.after_fixed
+        pt.a_rem += delta[:, None]
     slack = d[:, None] - pt.a_rem
     # The law is for the rate of one interval; a transfer over n intervals sees their mean, a
     # sum of log-normals: Fenton-Wilkinson (IRE Trans. Commun. Syst. 1960) matches it with a

@@ -72,13 +72,16 @@ def markdown(summary: dict, placement: list[dict]) -> str:
     lines.append(f"Seed {summary['seed']}, {summary['duration_s']:g} s, {summary['ai_ues']} AI UEs.")
     for src, runs in summary["runs"].items():
         lines += ["", f"## Policies ({src} uplinks)", ""]
-        lines.append("| policy | tasks | deadline met | p50 ms | p95 ms | device J | uplink MB | fell back |")
-        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        lines.append(
+            "| policy | tasks | deadline met | p50 ms | p95 ms | device J | uplink MB | fell back | "
+            "re-dispatched | lost |"
+        )
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for pol, s in runs.items():
             lines.append(
                 f"| {pol} | {s['tasks']:,} | {_fmt(s['deadline_met'])} | {_fmt(s['p50_latency_ms'])} | "
                 f"{_fmt(s['p95_latency_ms'])} | {_fmt(s['device_energy_j'])} | {_fmt(s['uplink_mb'])} | "
-                f"{s['fell_back']} |"
+                f"{s['fell_back']} | {s.get('migrated', 0)} | {s.get('lost', 0)} |"
             )
     lines += ["", "## Where each service runs", ""]
     lines.append("| policy | class | on device | MEC | cloud | most used split |")

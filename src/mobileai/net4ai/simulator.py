@@ -10,12 +10,16 @@
    tasks that arrived in the step are decided in one vectorised call; their outcome is realised on
    the *recorded future* of their UE's radio (the uplink transfer integrates the per-step rate,
    FIFO per UE behind its earlier uploads; a raw upload starts at arrival, one after device
-   blocks when the device has run them), node queues (pooled FIFO work backlog) and device state
-   (queue, thermal throttling, battery). The radio-aware policy also re-checks its uploads in
-   progress each step (service continuity): after a handover, a MEC failure, or when the rate
-   fell below half of what it planned with (an outage included), an upload that now misses its
-   deadline is abandoned for on-device execution if the device finishes earlier and in time (or
-   the MEC is down); the radio stops transmitting then.
+   blocks when the device has run them; the result integrates the recorded downlink the same
+   way), node queues (pooled FIFO work backlog) and device state (queue, thermal throttling,
+   battery). A task whose node is down at any step from its dispatch to its end is lost
+   (:func:`_mec_failures`): a failed MEC loses what it holds. The radio-aware policy also
+   re-checks its tasks in flight each step (service continuity, :func:`_continuity_check`):
+   a task whose MEC failed is re-sent to the up node that finishes it first or finished on the
+   device (application mobility, ETSI GS MEC 021); an upload that crossed a handover or whose
+   rate fell below half of plan (an outage included) and now misses its deadline is abandoned
+   for the device if the device finishes earlier and in time; a split task's device runs only
+   the blocks after the split.
 
 Simplifications (wave 1): the AI tasks' own uplink bits are not fed back into the twin's
 scheduler (the rate estimate treats them as an extra PF user instead); a task's server work
@@ -82,17 +86,28 @@ class Members:
     cls: np.ndarray
     device_classes: tuple[str, ...]
     kind: np.ndarray
+    speed_kmh: np.ndarray | None = None  # [U] the UE's speed class (None: unknown, all static)
 
 
 def assign_members(
-    workload: Workload, service: np.ndarray, service_names: tuple[str, ...]
+    workload: Workload,
+    service: np.ndarray,
+    service_names: tuple[str, ...],
+    speed_kmh: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Members]:
-    """Pick the twin UEs of every class (seeded); returns (twin UE ids, members)."""
+    """Pick the twin UEs of every class (seeded); returns (twin UE ids, members).
+
+    ``speed_kmh`` [all UEs]: the twin's speed per UE (``twin.mobility.speed`` x 3.6), needed by
+    classes with ``ue_min_speed_kmh``."""
     rng = np.random.default_rng(workload.seed)
     taken = np.zeros(len(service), bool)
+    speed = np.zeros(len(service)) if speed_kmh is None else np.asarray(speed_kmh, np.float64)
     ids, cls = [], []
     for c, tc in enumerate(workload.classes):
-        pool = np.flatnonzero(np.isin(service, [service_names.index(s) for s in tc.ue_services]) & ~taken)
+        fast = speed >= tc.ue_min_speed_kmh - 0.01  # float32 speeds in the twin
+        pool = np.flatnonzero(
+            np.isin(service, [service_names.index(s) for s in tc.ue_services]) & ~taken & fast
+        )
         pick = rng.permutation(pool)[: round(tc.ue_share * len(pool))]
         taken[pick] = True
         ids.append(pick)
@@ -101,7 +116,7 @@ def assign_members(
     devs = tuple(sorted({tc.device for tc in workload.classes}))
     cls_arr = np.concatenate(cls).astype(np.int64)
     kind = np.array([devs.index(workload.classes[c].device) for c in cls_arr], dtype=np.int64)
-    return ue_ids, Members(np.arange(len(ue_ids)), cls_arr, devs, kind)
+    return ue_ids, Members(np.arange(len(ue_ids)), cls_arr, devs, kind, speed[ue_ids])
 
 
 def record_radio(
@@ -206,7 +221,13 @@ def simulate(
         side[members.cls == c] = hp
     ul_eff = np.maximum(radio.ul_bps - side[None, :], 0.0)
     uplinks = _Uplinks(ul_eff, dt)
+    # results come back over the recorded downlink future (a result due in a handover
+    # interruption waits for the downlink to return, as an upload does)
+    downlinks = _Uplinks(radio.dl_bps, dt)
     pred = UplinkPredictor(n_ue, dt)
+    # the downlink the results come back on: its recent mean (one number, every policy) and its
+    # in-service level (ours); the last sample alone would be 0 right after an interruption
+    pred_dl = UplinkPredictor(n_ue, dt)
     procs = [
         ArrivalProcess(tc.arrival, int((members.cls == c).sum()), np.random.default_rng([seed, c]))
         for c, tc in enumerate(classes)
@@ -237,22 +258,30 @@ def simulate(
             "fell_back",
             "p_meet",
             "est_s",
+            "k_from",
+            "migrated",
         )
     }
     out = Outcomes({})
     tensor_bits = np.zeros((t_steps, n_ue))
     # in-flight uploads of the continuity check (task ids into the concatenated rows)
     live: dict[str, np.ndarray] = {}
+    flight = _Flight(
+        radio, uplinks, downlinks, pred, pred_dl, dev_free, ul_free, fleet, dev, ref, compute, opt
+    )
+    node_down = np.zeros((t_steps, compute.n_nodes), bool)  # a MEC's outages, per step
     rows_so_far = 0
     prev_site = radio.site[0].copy()
     for k in range(t_steps):
         now = k * dt
-        failed = compute.step(now, dt)
+        compute.step(now, dt)
+        node_down[k] = ~compute.up
         handover = radio.site[k - 1] != prev_site if k > 0 else np.zeros(n_ue, bool)
         if k > 0:
             # the predictor (ours and the single-bandwidth baseline alike) measures the rate left
             # to the AI tensors after the UE's higher-priority side flows
             pred.update(ul_eff[k - 1], handover=handover)
+            pred_dl.update(radio.dl_bps[k - 1], handover=handover)
         if k > 0:
             prev_site = radio.site[k - 1]
         if k < WARMUP_STEPS:
@@ -269,31 +298,14 @@ def simulate(
         compute_s_step = np.zeros(n_ue)
         tx_s_step = np.zeros(n_ue)
         if continuity and live:
-            _continuity_check(
-                live,
-                cols,
-                now,
-                k,
-                radio,
-                uplinks,
-                pred,
-                handover,
-                dev_free,
-                ul_free,
-                fleet,
-                dev,
-                full_dev_cpu,
-                ref,
-                compute,
-                failed,
-                compute_s_step,
-            )
+            _continuity_check(flight, live, cols, now, k, compute_s_step, tx_s_step)
         if len(ue) == 0:
             fleet.spend(compute_s_step, tx_s_step, dt)
             continue
         # ---- decisions (one vectorised call, timed)
         speed = fleet.speed()
         p = pred.predict()
+        p_dl = pred_dl.predict()
         site_now = radio.site[k - 1]
         x = DecisionInputs(
             cls=cls,
@@ -309,7 +321,8 @@ def simulate(
             sigma=p.sigma[ue],
             p_out=p.p_out[ue],
             mean_bps=p.mean_bps[ue],
-            dl_bps=radio.dl_bps[k - 1, ue],
+            dl_bps=p_dl.mean_bps[ue],
+            dl_level_bps=np.exp(p_dl.mu[ue]),
             one_way_s=compute.one_way_s(site_now[ue]),
             serving_edge=compute.site_edge[site_now[ue]],
             node_wait_s=compute.wait_s(),
@@ -399,12 +412,13 @@ def simulate(
             srv_end = arrive + wait + srv_t
             k2 = np.clip((np.where(np.isfinite(srv_end), srv_end, 0) / dt).astype(np.int64), 0, t_steps - 1)
             ow_dn = compute.one_way_s(radio.site[k2, ur])[np.arange(len(mr)), j]
-            dl = np.maximum(radio.dl_bps[k2, ur], 1e3)
-            fin = (
-                srv_end + ow_dn + opt.result_bytes[cls[mr]] * 8.0 / dl + rng.exponential(DL_ACCESS_S, len(mr))
-            )
-            down = ~compute.up[j]
-            lost[mr] = down | ~np.isfinite(fin)
+            res_at = srv_end + ow_dn + rng.exponential(DL_ACCESS_S, len(mr))
+            fin = np.full(len(mr), np.inf)
+            ok = np.isfinite(res_at)
+            fin[ok] = downlinks.finish(ur[ok], res_at[ok], opt.result_bytes[cls[mr][ok]] * 8.0)
+            # a node that is down now, or fails before the task is through, loses it
+            # (:func:`_mec_failures` after the run, from the node's outage steps)
+            lost[mr] = ~np.isfinite(fin)
             done[mr] = fin
             srv_s[mr] = srv_t
             net_s[mr] = ow_up + ow_dn + wait
@@ -429,6 +443,8 @@ def simulate(
             ("fell_back", np.zeros(n, bool)),
             ("p_meet", dec.p_meet),
             ("est_s", dec.est_latency_s),
+            ("k_from", np.full(n, k)),
+            ("migrated", np.zeros(n, bool)),
         ):
             cols[name].append(np.asarray(val))
         if continuity:
@@ -446,8 +462,11 @@ def simulate(
                 np.exp(p.mu[ue[keep]]),
                 site_now[ue[keep]],
                 node[keep],
+                col[keep],
+                full_dev_cpu[cls[keep]] - dev_cpu[keep],
             )
     columns = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in cols.items()}
+    _mec_failures(columns, node_down, dt)
     out.columns = _finish_columns(columns, workload, members, dt * t_steps)
     out.tensor_bits = tensor_bits
     out.node_busy_s = compute.busy_s.copy()
@@ -464,7 +483,9 @@ def _rank_within(ue: np.ndarray) -> np.ndarray:
     return rank
 
 
-def _append_live(live: dict, ids, ue, cls, due, done, tx_from, tx_until, bits, rate_plan, site, node) -> None:
+def _append_live(
+    live, ids, ue, cls, due, done, tx_from, tx_until, bits, rate_plan, site, node, option, dev_left
+) -> None:
     new = {
         "id": ids,
         "ue": ue,
@@ -477,38 +498,64 @@ def _append_live(live: dict, ids, ue, cls, due, done, tx_from, tx_until, bits, r
         "rate_plan": rate_plan,
         "site": site,
         "node": node,
+        "option": option,
+        "dev_left": dev_left,  # reference-CPU seconds of the blocks the device has not run
     }
     for key, v in new.items():
         live[key] = np.concatenate((live[key], v)) if key in live else v
 
 
+@dataclass
+class _Flight:
+    """What the service-continuity check reads and moves: the radio record and its cumulative
+    bits, the predictor, the UEs' device and uplink queues, the device fleet, the nodes."""
+
+    radio: RadioRecord
+    uplinks: _Uplinks
+    downlinks: _Uplinks
+    pred: UplinkPredictor
+    pred_dl: UplinkPredictor
+    dev_free: np.ndarray
+    ul_free: np.ndarray
+    fleet: DeviceFleet
+    dev: dict[str, np.ndarray]
+    ref: float
+    compute: ComputeLayer
+    opt: OptionTable
+
+
 def _continuity_check(
-    live,
-    cols,
-    now,
-    k,
-    radio,
-    uplinks,
-    pred,
-    handover,
-    dev_free,
-    ul_free,
-    fleet,
-    dev,
-    full_dev_cpu,
-    ref,
-    compute,
-    failed,
-    compute_s_step,
+    f: _Flight,
+    live: dict[str, np.ndarray],
+    cols: dict[str, list[np.ndarray]],
+    now: float,
+    k: int,
+    compute_s_step: np.ndarray,
+    tx_s_step: np.ndarray,
 ) -> None:
-    """Abandon uploads that now look late for on-device execution when that finishes earlier."""
+    """Service continuity for the tasks in flight (uploading, or queued/computing at a node).
+
+    - The task's node failed (ETSI GS MEC 021 application mobility: the application instance is
+      gone, so the context is re-established elsewhere): the UE still holds the task's data, so
+      it is re-sent in full to the up node (another MEC or the cloud) that finishes it first by
+      the predicted rate, or the device runs the blocks it has not run yet, whichever is
+      predicted to end first.
+    - The upload crossed a handover or its rate fell below half of plan (an outage included):
+      it is abandoned for the device when it now misses the deadline and the device finishes
+      earlier and in time (a late fallback only lengthens the device's queue). A split task's
+      device runs only the blocks after the split (it has the features already).
+
+    A handover alone does not move a task to the new site's MEC: the radio leg is the same, and
+    the old MEC is 2 ms further one way (``other_edge_ms`` - ``local_edge_ms``), less than a
+    re-upload costs; new tasks are decided from the new site.
+    """
     alive = live["done"] > now
     for key in live:
         live[key] = live[key][alive]
     if len(live["id"]) == 0:
         return
+    radio, uplinks, dev, compute = f.radio, f.uplinks, f.dev, f.compute
     ue = live["ue"]
-    dt_step = radio.dt
     rate_now = uplinks.rate[k - 1, ue]
     moved = radio.site[k - 1, ue] != live["site"]
     degraded = rate_now < 0.5 * live["rate_plan"]  # includes an outage (rate 0)
@@ -523,38 +570,146 @@ def _continuity_check(
     )
     remaining = np.maximum(live["bits"][idx] - sent, 0.0)
     uploading = remaining > 0
-    p = pred.predict()
-    rate = np.exp(p.mu[u])
+    p = f.pred.predict()
+    rate = np.maximum(np.exp(p.mu[u]), 1e3)
     # in an outage now: the expected rest of it (Gilbert-Elliott) before the rate comes back; an
     # outage at a handover is the handover interruption, over within the step
-    stall = np.where(rate_now[idx] < 1e3, np.where(moved[idx], dt_step, p.outage_left_s[u]), 0.0)
-    remote_eta = np.where(node_down[idx], np.inf, now + stall + remaining / np.maximum(rate, 1e3) + 0.01)
-    speed = fleet.speed()[u]
-    local_eta = np.maximum(now, dev_free[u]) + full_dev_cpu[live["cls"][idx]] * ref / (
-        dev["flops"][u] * speed
-    )
+    stall = np.where(rate_now[idx] < 1e3, np.where(moved[idx], radio.dt, p.outage_left_s[u]), 0.0)
+    down = node_down[idx]
+    remote_eta = np.where(down, np.inf, now + stall + remaining / rate + 0.01)
+    speed = f.fleet.speed()[u]
+    local_eta = np.maximum(now, f.dev_free[u]) + live["dev_left"][idx] * f.ref / (dev["flops"][u] * speed)
     deadline_at = live["due"][idx]
-    # fall back when the upload now misses the deadline and the device finishes earlier *and in
-    # time* (or the node is down): a fallback that is late anyway only lengthens the device's
-    # queue for the tasks behind it
-    go = uploading & (remote_eta > deadline_at) & (local_eta < remote_eta)
-    go &= (local_eta <= deadline_at) | node_down[idx]
-    if not go.any():
-        return
-    sel = idx[go]
-    ug = ue[sel]
-    t_dev = local_eta[go] - np.maximum(now, dev_free[ug])
-    dev_free[ug] = local_eta[go]
-    ul_free[ug] = now
-    compute_s_step[ug] += t_dev
-    # the device computes the task; the radio stops sending now (not at the planned end)
-    unsent_tx = np.maximum(live["tx_until"][sel] - now, 0.0) * dev["tx_power_w"][ug]
-    _patch(cols, live["id"][sel], local_eta[go], t_dev * dev["power_w"][ug] - unsent_tx, sent[go] / 8.0)
-    live["done"][sel] = now  # no longer in flight
+    alt_eta = np.full(len(idx), np.inf)
+    alt_node = np.zeros(len(idx), np.int64)
+    if down.any():
+        d = np.flatnonzero(down)
+        alt_eta[d], alt_node[d] = _redispatch_eta(f, live, idx[d], now + stall[d], rate[d], k)
+    # the node is gone: whichever of device and re-dispatch ends first
+    to_dev = down & (local_eta <= alt_eta)
+    to_alt = down & ~to_dev
+    # the upload degraded: fall back only if the device is earlier *and in time* (a fallback that
+    # is late anyway only lengthens the device's queue for the tasks behind it)
+    go = ~down & uploading & (remote_eta > deadline_at) & (local_eta < remote_eta)
+    go &= local_eta <= deadline_at
+    go |= to_dev
+    if go.any():
+        sel = idx[go]
+        ug = ue[sel]
+        t_dev = local_eta[go] - np.maximum(now, f.dev_free[ug])
+        f.dev_free[ug] = local_eta[go]
+        f.ul_free[ug] = np.minimum(f.ul_free[ug], now)
+        compute_s_step[ug] += t_dev
+        # the device computes the task; the radio stops sending now (not at the planned end)
+        unsent_tx = np.maximum(live["tx_until"][sel] - now, 0.0) * dev["tx_power_w"][ug]
+        _patch(
+            cols,
+            live["id"][sel],
+            done=local_eta[go],
+            extra_energy=t_dev * dev["power_w"][ug] - unsent_tx,
+            up_bytes=sent[go] / 8.0,
+            node=np.full(len(sel), -1),
+            k_from=k,
+        )
+        live["done"][sel] = now  # no longer in flight
+    if to_alt.any():
+        _redispatch(f, live, cols, idx[to_alt], alt_node[to_alt], sent[to_alt], now, k, tx_s_step)
 
 
-def _patch(cols, ids: np.ndarray, done: np.ndarray, extra_energy: np.ndarray, up_bytes: np.ndarray) -> None:
-    """Rewrite finished rows of tasks that fell back (rows live in per-step chunks)."""
+def _server_after_upload(f: _Flight, live: dict, idx: np.ndarray, site: np.ndarray) -> np.ndarray:
+    """[m, nodes] seconds from the upload's end to the result leaving the node, at each node, by
+    the nodes' state now (transport both ways, queue, compute of the blocks after the split; the
+    result's downlink is :func:`_result_s`); inf at a node that is down."""
+    c, o = live["cls"][idx], live["option"][idx]
+    compute, opt = f.compute, f.opt
+    ow = compute.one_way_s(site)
+    bits = live["bits"][idx][:, None]
+    srv = opt.srv_cpu_s[c, o][:, None] * f.ref / compute.flops_per_s[None, :]
+    srv = srv + opt.srv_blocks[c, o][:, None] * compute.block_overhead_s[None, :]
+    wait = np.where(compute.up, compute.wait_s(), np.inf)[None, :]
+    return 2.0 * ow + bits / (compute.transport_gbps() * 1e9)[None, :] + wait + srv
+
+
+def _redispatch_eta(
+    f: _Flight, live: dict, idx: np.ndarray, start: np.ndarray, rate: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted end and best node of re-sending tasks ``idx`` in full from ``start``."""
+    u = live["ue"][idx]
+    site = f.radio.site[k - 1, u]
+    after = _server_after_upload(f, live, idx, site)
+    after[np.arange(len(idx)), live["node"][idx]] = np.inf  # not the node that failed
+    j = np.argmin(after, axis=1)
+    tail = _result_s(f, live, idx, np.exp(f.pred_dl.predict().mu[u]))
+    eta = start + UL_ACCESS_S + live["bits"][idx] / rate + after[np.arange(len(idx)), j] + tail
+    return eta, j
+
+
+def _result_s(f: _Flight, live: dict, idx: np.ndarray, dl_bps: np.ndarray) -> np.ndarray:
+    """Result downlink time of tasks ``idx`` at downlink rate ``dl_bps``, s."""
+    dl = np.maximum(dl_bps, 1e3)
+    return f.opt.result_bytes[live["cls"][idx]] * 8.0 / dl + DL_ACCESS_S
+
+
+def _redispatch(
+    f: _Flight,
+    live: dict,
+    cols: dict,
+    idx: np.ndarray,
+    node: np.ndarray,
+    sent: np.ndarray,
+    now: float,
+    k: int,
+    tx_s_step: np.ndarray,
+) -> None:
+    """Re-send tasks ``idx`` in full to ``node`` and realise them on the recorded radio future."""
+    u = live["ue"][idx]
+    bits = live["bits"][idx]
+    start = np.full(len(idx), now + UL_ACCESS_S)
+    tx_end = f.uplinks.finish(u, start, bits)
+    fin_tx = np.isfinite(tx_end)
+    busy = np.where(fin_tx, tx_end - start, np.maximum(f.radio.steps * f.radio.dt - start, 0.0))
+    tx_s_step[u] += np.minimum(busy, f.radio.dt)
+    f.ul_free[u] = np.maximum(f.ul_free[u], np.where(fin_tx, tx_end, np.inf))
+    k_end = np.clip((np.where(fin_tx, tx_end, 0.0) / f.radio.dt).astype(np.int64), 0, f.radio.steps - 1)
+    after = _server_after_upload(f, live, idx, f.radio.site[k_end, u])[np.arange(len(idx)), node]
+    c, o = live["cls"][idx], live["option"][idx]
+    srv_t = f.opt.srv_cpu_s[c, o] * f.ref / f.compute.flops_per_s[node] + (
+        f.opt.srv_blocks[c, o] * f.compute.block_overhead_s[node]
+    )
+    np.add.at(f.compute.backlog_s, node, srv_t)
+    srv_end = tx_end + after + DL_ACCESS_S
+    done = np.full(len(idx), np.inf)
+    ok = np.isfinite(srv_end)
+    done[ok] = f.downlinks.finish(u[ok], srv_end[ok], f.opt.result_bytes[c[ok]] * 8.0)
+    tx_w = f.dev["tx_power_w"][u]
+    unsent_tx = np.maximum(live["tx_until"][idx] - now, 0.0) * tx_w
+    _patch(
+        cols,
+        live["id"][idx],
+        done=done,
+        extra_energy=busy * tx_w - unsent_tx,
+        up_bytes=(sent + bits) / 8.0,
+        node=node,
+        k_from=k,
+    )
+    live["done"][idx] = done
+    live["node"][idx] = node
+    live["site"][idx] = f.radio.site[k - 1, u]
+    live["tx_from"][idx] = start
+    live["tx_until"][idx] = np.where(fin_tx, tx_end, start + busy)
+
+
+def _patch(
+    cols: dict,
+    ids: np.ndarray,
+    done: np.ndarray,
+    extra_energy: np.ndarray,
+    up_bytes: np.ndarray,
+    node: np.ndarray,
+    k_from: int,
+) -> None:
+    """Rewrite rows of tasks in flight that fell back (``node`` -1) or moved to another node
+    (rows live in per-step chunks)."""
     sizes = np.array([len(a) for a in cols["done"]])
     starts = np.concatenate(([0], np.cumsum(sizes)))
     chunk = np.searchsorted(starts, ids, side="right") - 1
@@ -564,9 +719,28 @@ def _patch(cols, ids: np.ndarray, done: np.ndarray, extra_energy: np.ndarray, up
         cols["done"][c][off] = done[m]
         cols["dev_energy_j"][c][off] += extra_energy[m]
         cols["up_bytes"][c][off] = up_bytes[m]
-        cols["fell_back"][c][off] = True
-        cols["lost"][c][off] = False
-        cols["node"][c][off] = -1
+        cols["fell_back"][c][off] |= node[m] < 0
+        cols["migrated"][c][off] |= node[m] >= 0
+        cols["lost"][c][off] = ~np.isfinite(done[m])
+        cols["node"][c][off] = node[m]
+        cols["k_from"][c][off] = k_from
+
+
+def _mec_failures(c: dict[str, np.ndarray], node_down: np.ndarray, dt: float) -> None:
+    """A task at a node that is down at any step from its dispatch (or re-dispatch) to its end is
+    lost: a failed MEC loses what it holds (:meth:`ComputeLayer.step`), and only ours re-sends it
+    (service continuity); every other policy's task never comes back."""
+    if len(c["node"]) == 0:
+        return
+    steps = node_down.shape[0]
+    cum = np.concatenate((np.zeros((1, node_down.shape[1])), np.cumsum(node_down, axis=0)))
+    remote = np.flatnonzero(c["node"] >= 0)
+    j = c["node"][remote].astype(np.int64)
+    k0 = np.clip(c["k_from"][remote].astype(np.int64), 0, steps - 1)
+    end = np.where(np.isfinite(c["done"][remote]), c["done"][remote], steps * dt)
+    k1 = np.clip((end / dt).astype(np.int64), k0, steps - 1)
+    hit = cum[k1 + 1, j] - cum[k0, j] > 0
+    c["lost"][remote[hit]] = True
 
 
 def _finish_columns(c: dict[str, np.ndarray], workload: Workload, members: Members, horizon_s: float) -> dict:

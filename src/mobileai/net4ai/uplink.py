@@ -15,11 +15,17 @@ false during handover interruption and RLF recovery, so the rate is 0 then.
 **Prediction.** :class:`UplinkPredictor` keeps, per UE, exponentially weighted mean and variance
 of log R (a log-normal rate model, the usual fit for throughput distributions, e.g. Raca et al.,
 "Beyond throughput, the next generation: a 5G dataset with channel and context metrics", ACM
-MMSys 2020) and a two-state outage channel (Gilbert, Bell Syst Tech J 1960; Elliott, 1963):
-decayed counts of the transitions in -> out and out -> out give P(out | in) and P(out | out), so
-the outage probability of the next interval depends on whether the UE is in an outage now, and
-an outage is expected to last dt / (1 - P(out | out)). Outages are not memoryless (a handover
-interruption ends after one step, a coverage hole lasts), so once an outage has lasted r steps
+MMSys 2020) and a two-state good/bad channel (Gilbert, Bell Syst Tech J 1960; Elliott, 1963):
+the bad state is an outage (no rate) or a *dip*, a sample more than 10 dB (``DIP_NATS``) below
+the UE's predicted level, as at a handover interruption, a cell edge or a coverage hole on a
+drive; dips do not enter the log-normal statistics or its width (a mixture, not one log-normal
+stretched over both states; a dip lasting ``DIP_RELEVEL_S`` is a new level instead, and a rise
+of more than 10 dB above the level in two samples running restarts it there). Decayed
+counts of the transitions good -> bad and bad -> bad give P(bad | good) and P(bad | bad), so
+the bad-state probability of the next interval depends on whether the UE is in one now, and a
+bad spell is expected to last dt / (1 - P(bad | bad)). Below, "outage" means the bad state.
+Outages are not memoryless (a handover interruption ends after one step, a coverage hole
+lasts), so once an outage has lasted r steps
 P(out | out) is at least r / (r + 1) (Laplace's rule of succession on the current run). After a
 handover the log-mean restarts from the first in-service sample in the new cell (the old cell's
 level says little about it), and the UE's handovers are counted (a Poisson rate, for the risk of
@@ -48,12 +54,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from mobileai.errors import UserError
 
 #: Rates below this are treated as an outage (bit/s).
 OUTAGE_BPS = 1e3
+#: A sample more than this far below the UE's predicted log-level (10 dB) is a *dip*: the bad
+#: state of the Gilbert-Elliott channel, like an outage, not a draw of the log-normal good state.
+DIP_NATS = math.log(10.0)
+#: A dip that lasts this long is a new level, not a dip (the level restarts there), s.
+DIP_RELEVEL_S = 1.0
 #: Floor of the per-UE log-rate standard deviation (a few samples must not claim certainty).
 MIN_LOG_STD = 0.05
 #: Innovations beyond this many standard deviations are clipped (Huber), in the mean update.
@@ -133,6 +144,15 @@ class UplinkPredictor:
         self.seen = np.zeros(n, dtype=bool)
         self.scale = np.ones(n)  # per-UE adaptive width factor
         self._z = float(ndtri(0.5 + INTERVAL / 2))
+        self.relevel_run = max(1, round(DIP_RELEVEL_S / dt_s))
+        self.high_last = np.zeros(n, dtype=bool)  # the last sample was > DIP_NATS above the level
+
+    def is_dip(self, rate_bps: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """Which samples would be dips of UEs ``idx`` (more than ``DIP_NATS`` below the level)."""
+        idx = np.arange(self.n) if idx is None else idx
+        r = np.asarray(rate_bps, dtype=np.float64)
+        lr = np.log(np.maximum(r, OUTAGE_BPS))
+        return self.has_level[idx] & ~self.fresh[idx] & (r >= OUTAGE_BPS) & (lr < self.m[idx] - DIP_NATS)
 
     def predict(self) -> RatePrediction:
         sigma = self.scale * np.sqrt(np.maximum(self.v, MIN_LOG_STD**2))
@@ -148,9 +168,14 @@ class UplinkPredictor:
         optionally which of them handed over in it."""
         idx = np.arange(self.n) if idx is None else idx
         r = np.asarray(rate_bps, dtype=np.float64)
-        out = r < OUTAGE_BPS
         if handover is not None:
             self.fresh[idx] |= np.asarray(handover, dtype=bool)
+        # bad state: an outage, or a dip below the level; a dip that has lasted DIP_RELEVEL_S is
+        # a new level (restarted below), not a dip
+        dip = self.is_dip(r, idx)
+        relevel = dip & (self.out_run[idx] >= self.relevel_run)
+        dip &= ~relevel
+        out = (r < OUTAGE_BPS) | dip
         # a handover starts a new rate level: the first in-service sample in the new cell
         # restarts the log-mean (the variance and the width factor are the UE's, kept)
         restart = self.fresh[idx] & ~out
@@ -158,7 +183,13 @@ class UplinkPredictor:
         first = ~self.seen[idx]
         # the log-mean starts at the first in-service sample (an outage says nothing of the level)
         new_level = ~self.has_level[idx] & ~out
-        restart |= new_level
+        # two samples in a row more than DIP_NATS above the level: a new, higher level (e.g. the
+        # end of a low spell that had become the level; the Huber clip would otherwise crawl back
+        # up for seconds); a single spike stays an outlier
+        high = self.has_level[idx] & ~out & (np.log(np.maximum(r, OUTAGE_BPS)) > self.m[idx] + DIP_NATS)
+        surge = high & self.high_last[idx]
+        self.high_last[idx] = high & ~surge
+        restart |= new_level | relevel | surge
         self.has_level[idx] |= ~out
         # adaptive width: did the central interval of the previous prediction cover this sample?
         ok = ~out & ~restart
@@ -255,9 +286,12 @@ def load_cork5g(path: str | Path | None = None, apps: tuple[str, ...] = ("Downlo
 def calibration_on_traces(traces: list[Trace], series: str = "dl_bps", warmup: int = 10) -> dict:
     """Score one-step-ahead (1 s) predictions on each trace, all traces stepped together.
 
-    Returns coverage of the central 50 % / 80 % / 90 % intervals (target: nominal), the median
-    absolute log error of the median prediction, and for the baselines (last value; the
-    single-bandwidth mean of Neurosurgeon) their median absolute log error, split by mobility.
+    Returns coverage of the central 50 % / 80 % / 90 % intervals of the good-state law on the
+    samples that are not in the bad state (target: nominal), the bad-state probability against
+    the bad-state frequency (outage or dip, reliability by bins of the prediction), the median
+    absolute log error of the median prediction on every in-service sample, and for the
+    baselines (last value; the single-bandwidth mean of Neurosurgeon) their median absolute log
+    error, split by mobility.
     """
     length = max(len(t.dl_bps) for t in traces)
     n = len(traces)
@@ -269,6 +303,7 @@ def calibration_on_traces(traces: list[Trace], series: str = "dl_bps", warmup: i
     hits = {q: [] for q in levels}
     err_ours, err_last, err_mean, groups = [], [], [], []
     pit = []
+    p_bad, was_bad, bad_groups = [], [], []
     last = np.full(n, np.nan)
     mobility = np.array([t.mobility for t in traces])
     for k in range(length):
@@ -276,15 +311,19 @@ def calibration_on_traces(traces: list[Trace], series: str = "dl_bps", warmup: i
         if k >= warmup:
             p = pred.predict()
             r = x[k, alive]
+            bad = (r < OUTAGE_BPS) | pred.is_dip(r, alive)
+            p_bad.append(p.p_out[alive])
+            was_bad.append(bad)
+            bad_groups.append(mobility[alive])
+            good = ~bad
+            lr_good = np.log(r[good])
+            z = (lr_good - p.mu[alive[good]]) / p.sigma[alive[good]]
+            for q in levels:
+                hits[q].append(np.abs(z) <= ndtri(0.5 + q / 2))
+            pit.append(ndtr(z))
             ok = r >= OUTAGE_BPS
             ii = alive[ok]
             lr = np.log(r[ok])
-            z = (lr - p.mu[ii]) / p.sigma[ii]
-            for q in levels:
-                hits[q].append(np.abs(z) <= ndtri(0.5 + q / 2))
-            from scipy.special import ndtr
-
-            pit.append(ndtr(z))
             err_ours.append(np.abs(lr - p.mu[ii]))
             err_last.append(np.abs(lr - np.log(np.maximum(last[ii], OUTAGE_BPS))))
             err_mean.append(np.abs(lr - np.log(np.maximum(p.mean_bps[ii], OUTAGE_BPS))))
@@ -292,15 +331,22 @@ def calibration_on_traces(traces: list[Trace], series: str = "dl_bps", warmup: i
         pred.update(x[k, alive], alive)
         last[alive] = x[k, alive]
     g = np.concatenate(groups)
+    pb, wb, gb = np.concatenate(p_bad), np.concatenate(was_bad), np.concatenate(bad_groups)
+    gg = gb[~wb]  # mobility of the good-state samples the intervals are scored on
     out: dict = {"series": series, "traces": n, "samples": len(g), "by_mobility": {}}
-    for name, mask in (
-        ("all", np.ones(len(g), bool)),
-        ("static", g == "static"),
-        ("driving", g == "driving"),
+    for name, mask, mg, mb in (
+        ("all", np.ones(len(g), bool), np.ones(len(gg), bool), np.ones(len(gb), bool)),
+        ("static", g == "static", gg == "static", gb == "static"),
+        ("driving", g == "driving", gg == "driving", gb == "driving"),
     ):
         if not mask.any():
             continue
-        row = {f"coverage_{int(q * 100)}": float(np.concatenate(hits[q])[mask].mean()) for q in levels}
+        row = {f"coverage_{int(q * 100)}": float(np.concatenate(hits[q])[mg].mean()) for q in levels}
+        row["bad_state"] = {
+            "predicted_mean": float(pb[mb].mean()),
+            "observed": float(wb[mb].mean()),
+            "brier": float(np.mean((pb[mb] - wb[mb]) ** 2)),
+        }
         row["median_abs_log_error"] = {
             "ours_median": float(np.median(np.concatenate(err_ours)[mask])),
             "last_value": float(np.median(np.concatenate(err_last)[mask])),
@@ -310,6 +356,19 @@ def calibration_on_traces(traces: list[Trace], series: str = "dl_bps", warmup: i
         out["by_mobility"][name] = row
     hist, _ = np.histogram(np.concatenate(pit), bins=10, range=(0, 1))
     out["pit_histogram"] = (hist / hist.sum()).round(4).tolist()
+    # reliability of the bad-state probability: observed frequency per bin of the prediction
+    edges = np.array([0.0, 0.01, 0.05, 0.2, 0.5, 1.0 + 1e-9])
+    b = np.digitize(pb, edges) - 1
+    out["bad_state_reliability"] = [
+        {
+            "predicted": f"{edges[i]:.2f}-{min(edges[i + 1], 1.0):.2f}",
+            "samples": int((b == i).sum()),
+            "predicted_mean": float(pb[b == i].mean()),
+            "observed": float(wb[b == i].mean()),
+        }
+        for i in range(len(edges) - 1)
+        if (b == i).any()
+    ]
     out["final_scale_median"] = float(np.median(pred.scale))
     return out
 
@@ -322,10 +381,14 @@ def replay_uplinks(
     level_bps: np.ndarray,
     rng: np.random.Generator,
     interruption_s: float = 0.05,
+    moving: np.ndarray | None = None,
 ) -> np.ndarray:
     """[steps, n_ues] uplink rate series built from measured capacity traces.
 
-    UE i replays trace ``i mod len(traces)`` from a random offset (wrapping), held per second and
+    ``moving`` [n_ues] bool: a moving UE replays the ``driving`` traces and a static one the
+    ``static`` traces (where the set holds both kinds), so that a 120 km/h UE carries measured
+    driving fluctuations and cell changes; None: every UE draws from all traces.
+    UE i replays trace ``i mod len(traces)`` of its set from a random offset (wrapping), held per second and
     sampled every ``dt_s``; the trace is normalised by its median and multiplied by
     ``level_bps[i]`` (the twin's median available uplink rate of that UE), so the measured
     fluctuations, outages and cell changes are kept while the level stays the twin's (the traces
@@ -334,8 +397,14 @@ def replay_uplinks(
     """
     out = np.zeros((steps, n_ues))
     t = np.arange(steps) * dt_s
+    pools = {False: traces, True: traces}
+    if moving is not None:
+        drive = [tr for tr in traces if tr.mobility == "driving"]
+        still = [tr for tr in traces if tr.mobility != "driving"]
+        pools = {False: still or traces, True: drive or traces}
     for i in range(n_ues):
-        tr = traces[i % len(traces)]
+        pool = pools[moving is not None and bool(moving[i])]
+        tr = pool[i % len(pool)]
         cap = tr.dl_bps
         med = np.median(cap[cap > 0]) if (cap > 0).any() else 1.0
         off = int(rng.integers(0, len(cap)))
