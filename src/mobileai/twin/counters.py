@@ -96,6 +96,7 @@ class PeriodCounters:
     def __init__(self, n_cells: int, n_ues: int, device: torch.device) -> None:
         self.n_cells, self.n_ues, self.device = n_cells, n_ues, device
         self._row_cache: dict[tuple[str, ...], torch.Tensor] = {}
+        self._offsets: dict[int, np.ndarray] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -104,6 +105,8 @@ class PeriodCounters:
         # columns lands in one addition
         self._mat = torch.zeros(len(_SUMS), self.n_cells, **z)
         self.sums = {k: self._mat[j] for j, k in enumerate(_SUMS)}
+        # CPU: a NumPy view of the same memory, for in-place adds without torch dispatch
+        self._mat_np = self._mat.numpy() if self._mat.device.type == "cpu" else None
         self.sinr_hist = torch.zeros((self.n_cells + 1) * SINR_BINS, **z)
         self.ue_dl_bits = torch.zeros(self.n_ues, **z)
         self.ue_dl_active_s = torch.zeros(self.n_ues, **z)
@@ -124,29 +127,35 @@ class PeriodCounters:
         cells; ``cell`` == n_cells is the "no cell" bin and is dropped.
 
         Each cell's sum is accumulated in float64 from 0 in UE order, then added to the period's
-        counter. On CPU one ``numpy.bincount`` per column (a sequential pass, no float32 round
-        trip); on other devices one ``index_add_`` of the stacked columns."""
+        counter. On CPU one ``numpy.bincount`` over the stacked columns (column ``j`` of UE ``u``
+        lands in bin ``j (C + 1) + cell_u``: still a sequential pass per bin in UE order, no
+        float32 round trip), added in place through a NumPy view of the counters; on other
+        devices one ``index_add_`` of the stacked columns."""
         names = tuple(columns)
         n = self.n_cells
+        rows = self._rows_of(names)
         if cell.device.type == "cpu":
             seg = cell.numpy()
-            counts = None
-            rows = []
-            for k in names:
-                v = columns[k]
-                if v is None:
-                    if counts is None:
-                        counts = np.bincount(seg, minlength=n + 1)[:n].astype(np.float64)
-                    rows.append(counts)
-                else:
-                    rows.append(np.bincount(seg, weights=v.numpy(), minlength=n + 1)[:n])
-            acc = torch.from_numpy(np.stack(rows))
-        else:
-            ones = torch.ones(cell.shape, dtype=torch.float64, device=cell.device)
-            vals = torch.stack([ones if columns[k] is None else columns[k].double() for k in names], 1)
-            acc = torch.zeros(n + 1, len(names), dtype=torch.float64, device=self.device)
-            acc = acc.index_add_(0, cell, vals)[:n].T
-        self._mat.index_add_(0, self._rows_of(names), acc)
+            k, u = len(names), seg.shape[0]
+            weights = np.empty((k, u))
+            for j, name in enumerate(names):
+                v = columns[name]
+                weights[j] = 1.0 if v is None else v.numpy()  # exact cast to float64
+            bins = (self._bin_offsets(k)[:, None] + seg).ravel()
+            acc = np.bincount(bins, weights=weights.ravel(), minlength=k * (n + 1))
+            self._mat_np[rows.numpy()] += acc.reshape(k, n + 1)[:, :n]
+            return
+        ones = torch.ones(cell.shape, dtype=torch.float64, device=cell.device)
+        vals = torch.stack([ones if columns[k] is None else columns[k].double() for k in names], 1)
+        acc = torch.zeros(n + 1, len(names), dtype=torch.float64, device=self.device)
+        self._mat.index_add_(0, rows, acc.index_add_(0, cell, vals)[:n].T)
+
+    def _bin_offsets(self, k: int) -> np.ndarray:
+        """First bin of each of ``k`` stacked columns in :meth:`add_ue_columns`: ``j (C + 1)``."""
+        off = self._offsets.get(k)
+        if off is None:
+            off = self._offsets[k] = np.arange(k, dtype=np.int64) * (self.n_cells + 1)
+        return off
 
     def add_ue_totals(
         self,
@@ -167,13 +176,14 @@ class PeriodCounters:
 
     def add_sinr(self, cell: torch.Tensor, sinr_db: torch.Tensor) -> None:
         """Histogram the SINR of UEs per cell (``cell`` == n_cells: not counted)."""
+        if cell.device.type == "cpu":  # NumPy: the same float32 binning; counts are exact
+            s = sinr_db.numpy()
+            b = np.clip(np.floor((s - SINR_BIN_LO) / SINR_BIN_DB), 0, SINR_BINS - 1).astype(np.int64)
+            idx = cell.numpy() * SINR_BINS + b
+            self.sinr_hist.numpy()[:] += np.bincount(idx, minlength=self.sinr_hist.numel())
+            return
         b = ((sinr_db - SINR_BIN_LO) / SINR_BIN_DB).floor().clamp(0, SINR_BINS - 1).long()
-        idx = cell * SINR_BINS + b
-        if idx.device.type == "cpu":  # counts: exact integers, any summation order
-            size = self.sinr_hist.numel()
-            self.sinr_hist += torch.from_numpy(np.bincount(idx.numpy(), minlength=size).astype(np.float64))
-        else:
-            self.sinr_hist.index_add_(0, idx, torch.ones_like(sinr_db, dtype=torch.float64))
+        self.sinr_hist.index_add_(0, cell * SINR_BINS + b, torch.ones_like(sinr_db, dtype=torch.float64))
 
     def kpis(self, serving: torch.Tensor) -> dict[str, torch.Tensor]:
         """KPIs per cell for the period just ended (tensors [C], float64, on the counters' device)."""

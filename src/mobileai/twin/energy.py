@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+import numpy as np
 import torch
 
 from mobileai.twin.config import EnergyConfig
@@ -81,7 +82,11 @@ class EnergyModel:
         # relative power (% of full load) of each commanded state per cell [C, 4]; ACTIVE handled separately
         zero = torch.zeros(n, **f32)
         self._rel = torch.stack([zero, col(4, cfg.light_sleep_rel), col(5, cfg.deep_sleep_rel), zero], 1)
-        self._cells = torch.arange(n, device=dev)
+        # per-step constants of power_w: micro-sleep power [C] and each state's sleep power,
+        # flat [C x 4] (the same products as computing them per step)
+        self._idle_w = self.p_full_w * (self.micro_rel / 100.0)
+        self._asleep_w = (self.p_full_w[:, None] * self._rel / 100.0).reshape(-1)
+        self._state_base = torch.arange(n, device=dev) * len(CellState)
         self._wake_s = torch.tensor(
             [0.0, cfg.light_sleep_transition_ms / 1e3, cfg.deep_sleep_transition_ms / 1e3, cfg.switch_on_s],
             dtype=torch.float32,
@@ -95,13 +100,23 @@ class EnergyModel:
 
     def power_w(self, state: torch.Tensor, prb_util: torch.Tensor, waking: torch.Tensor) -> torch.Tensor:
         """Input power per cell [C]: load-dependent when active, micro sleep when idle,
-        the state's relative power when asleep; a waking cell draws idle-active power P_0."""
-        active = self.p0_w + self.delta_p * prb_util.clamp(0, 1) * self.p_max_w
-        idle = self.p_full_w * (self.micro_rel / 100.0)
-        active = torch.where(prb_util > 0, active, idle)
-        asleep = self.p_full_w * self._rel[self._cells, state] / 100.0
-        p = torch.where(state == CellState.ACTIVE, active, asleep)
-        return torch.where(waking, self.p0_w, p)
+        the state's relative power when asleep; a waking cell draws idle-active power P_0.
+
+        On CPU in NumPy (views of the same tensors): the same float32 operations without torch's
+        per-operation dispatch, which dominates for a few dozen cells."""
+        cpu = state.device.type == "cpu"
+        xp = np if cpu else torch
+        p0, dp, pmax, idle, asleep_w, base, state, util, waking = (
+            a.numpy() if cpu else a
+            for a in (
+                self.p0_w, self.delta_p, self.p_max_w, self._idle_w, self._asleep_w, self._state_base,
+                state, prb_util, waking,
+            )
+        )  # fmt: skip
+        active = xp.where(util > 0, p0 + dp * xp.clip(util, 0, 1) * pmax, idle)
+        p = xp.where(state == CellState.ACTIVE, active, xp.take(asleep_w, base + state))
+        out = xp.where(waking, p0, p)
+        return torch.from_numpy(out) if cpu else out
 
     def wake_time_s(self, state: torch.Tensor) -> torch.Tensor:
         """Time from a sleep state back to active, s (TR 38.864; switch-on for OFF)."""

@@ -140,12 +140,25 @@ def _sinr(x: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(x.to(torch.float32), nan=-math.inf)
 
 
+def _sinr_np(x: torch.Tensor) -> np.ndarray:
+    """float32 SINR of a CPU tensor as a NumPy array, NaN as -inf (no link). Unlike :func:`_sinr`
+    it keeps +-inf (``nan_to_num`` clips them to the float32 range): the CQI, rank, BLER and rate
+    of every caller come out the same, without ``nan_to_num``'s cost."""
+    a = x.detach().numpy().astype(np.float32, copy=False)
+    nan = np.isnan(a)
+    return np.where(nan, np.float32(-math.inf), a) if nan.any() else a
+
+
 def sinr_to_cqi(sinr_db: torch.Tensor) -> torch.Tensor:
     """Wideband CQI 0..15 (int64): the number of 10 % BLER thresholds at or below the SINR.
 
     0 means out of range (below CQI 1's threshold); NaN maps to 0.
     """
-    s = _sinr(sinr_db)
+    x = torch.as_tensor(sinr_db)
+    if x.device.type == "cpu":
+        found = np.searchsorted(_np_consts().thr, _sinr_np(x), side="right")
+        return torch.from_numpy(np.asarray(found, dtype=np.int64))
+    s = _sinr(x)
     return _count_reached(s, _consts(s.device).thr)
 
 
@@ -274,15 +287,17 @@ def peak_rate_bps(
     if not 0.0 <= overhead < 1.0:
         raise ValueError(f"overhead must be in [0, 1) (got {overhead})")
     re_per_s = SUBCARRIERS_PER_PRB * SYMBOLS_PER_SLOT * slots_per_second(scs_khz) * (1.0 - overhead)
-    bits = link_adaptation(sinr_db, max_layers).bits_per_re
-    if bits.device.type == "cpu":  # NumPy: the same float32 products, cheaper per operation
-        out = bits.numpy()
+    x = torch.as_tensor(sinr_db)
+    if x.device.type == "cpu":  # NumPy: the same float32 products, cheaper per operation
+        _check_max_layers(max_layers)
+        out = _link_adaptation_np(_sinr_np(x), max_layers)[4]
         for factor in (n_prb, fraction):
             if isinstance(factor, torch.Tensor):
                 out = out * factor.detach().to(torch.float32).numpy()
             else:
                 re_per_s *= float(factor)
         return torch.from_numpy(np.asarray(out * np.float32(re_per_s), np.float32))
+    bits = link_adaptation(x, max_layers).bits_per_re
     for factor in (n_prb, fraction):
         if isinstance(factor, torch.Tensor):
             bits = bits * factor.to(device=bits.device, dtype=torch.float32)

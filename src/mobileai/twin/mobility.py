@@ -22,7 +22,9 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import torch
 
 from mobileai.errors import UserError
@@ -151,17 +153,22 @@ class Mobility:
             self._step_trajectories()
 
     def _step_rwp(self, dt: float) -> None:
-        dx, dy = self.wx - self.x, self.wy - self.y
-        dist = torch.hypot(dx, dy).clamp(min=1e-6)
-        paused = self.pause > 0
-        travel = torch.where(paused, torch.zeros_like(dist), self.speed * dt)
-        arrive = (travel >= dist) & self.moving & ~paused
-        frac = torch.clamp(travel / dist, max=1.0)
-        self.x = self.x + dx * frac
-        self.y = self.y + dy * frac
-        self.pause = torch.clamp(self.pause - dt, min=0.0)
+        # NumPy views on CPU: the same float32 arithmetic, cheaper per operation
+        xp = _NUMPY if self.device.type == "cpu" else _TORCH
+        x, y, wx, wy, speed, pause, moving = (
+            xp.view(t) for t in (self.x, self.y, self.wx, self.wy, self.speed, self.pause, self.moving)
+        )
+        dx, dy = wx - x, wy - y
+        dist = xp.clamp_min(xp.hypot(dx, dy), 1e-6)
+        paused = pause > 0
+        travel = xp.where(paused, xp.f32(0.0), speed * xp.f32(dt))
+        arrive = (travel >= dist) & moving & ~paused
+        frac = xp.clamp_max(travel / dist, 1.0)
+        self.x = xp.tensor(x + dx * frac)
+        self.y = xp.tensor(y + dy * frac)
+        self.pause = xp.tensor(xp.clamp_min(pause - xp.f32(dt), 0.0))
         if bool(arrive.any()):
-            idx = arrive.nonzero().squeeze(1)
+            idx = torch.as_tensor(arrive, device=self.device).nonzero().squeeze(1)
             nx, ny = self._waypoints(int(idx.numel()))
             self.wx[idx], self.wy[idx] = nx, ny
             mean_pause = self.cfg.pause_s
@@ -233,3 +240,31 @@ class Mobility:
         has = self.has_traj
         self.x = torch.where(has.to(self.device), x.to(self.device, torch.float32), self.x)
         self.y = torch.where(has.to(self.device), y.to(self.device, torch.float32), self.y)
+
+
+def _np_hypot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``torch.hypot`` on NumPy float32 arrays (zero-copy): NumPy's hypot can differ from torch's
+    in the last bit (about 1 value in 5 million), so positions stay those of the torch path."""
+    return torch.hypot(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+
+
+#: Array back ends of :meth:`Mobility._step_rwp` (as ``scheduler._TORCH`` / ``scheduler._NUMPY``):
+#: NumPy on CPU, where a few thousand UEs make torch's per-operation dispatch the main cost.
+_TORCH = SimpleNamespace(
+    hypot=torch.hypot,
+    clamp_min=torch.clamp_min,
+    clamp_max=torch.clamp_max,
+    where=torch.where,
+    f32=float,
+    view=lambda t: t,
+    tensor=lambda a: a,
+)
+_NUMPY = SimpleNamespace(
+    hypot=_np_hypot,
+    clamp_min=lambda a, v: np.maximum(a, np.float32(v)),
+    clamp_max=lambda a, v: np.minimum(a, np.float32(v)),
+    where=np.where,
+    f32=np.float32,
+    view=lambda t: t.numpy(),
+    tensor=torch.from_numpy,
+)

@@ -211,4 +211,9 @@ def update_average(
     if not dt_s > 0 or not tc_s > 0:
         raise ValueError(f"dt_s and tc_s must be > 0 (got {dt_s}, {tc_s})")
     beta = 1.0 - math.exp(-dt_s / tc_s)
+    if avg_bps.device.type == "cpu" and avg_bps.dtype == torch.float32:
+        # NumPy: the same float32 operations (scalars rounded to float32 as torch does)
+        f32 = np.float32
+        rate = served_bits.numpy().astype(np.float32, copy=False) / f32(dt_s)
+        return torch.from_numpy(f32(1.0 - beta) * avg_bps.numpy() + f32(beta) * rate)
     return (1.0 - beta) * avg_bps + beta * (served_bits.to(avg_bps.dtype) / dt_s)
