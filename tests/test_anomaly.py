@@ -511,3 +511,30 @@ def test_anomaly_healer_app_proposes_once_per_incident_in_open_loop(
     roots = flagged[flagged["root_cause"] & flagged["kind"].notna()]
     assert len(starts) <= len(roots)
     assert app.explain()["incidents"] == len(starts)
+
+
+def test_seed_ensemble_averages_margins_and_explains_them(tmp_path: Path, data: dict) -> None:
+    f = data["faults"]
+    cfg = AnomalyConfig(n_estimators=30, n_models=3, seed=1)
+    m = AnomalyModel.fit(data["train"], f[f["start"] < data["split"]], data["cells"], cfg)
+    assert len(m.boosters) == 3
+    assert [b.params["seed"] for b in m.boosters] == [3, 4, 5]  # seed * n_models + i: no overlap
+    from mobileai.ai4net.anomaly.detector import build_features
+
+    x = build_features(data["test"].iloc[:200], m.profile, m.graph).reindex(columns=m.feature_names)
+    a = x.to_numpy(dtype=np.float64)
+    margins = np.stack([b.predict(a, raw_score=True) for b in m.boosters])
+    assert not np.allclose(margins[0], margins[1])  # the seeds give different models
+    p = m.predict_proba(a)
+    mean = margins.mean(axis=0)
+    want = np.exp(mean) / np.exp(mean).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(p, want, rtol=1e-9)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    # TreeSHAP is additive: the averaged contributions plus bias rebuild the averaged margin
+    contrib = np.mean([b.predict(a, pred_contrib=True) for b in m.boosters], axis=0)
+    nf = len(m.feature_names) + 1
+    rebuilt = np.stack([contrib[:, c * nf : (c + 1) * nf].sum(axis=1) for c in range(len(m.classes))], 1)
+    np.testing.assert_allclose(rebuilt, mean, atol=1e-6)
+    again = AnomalyModel.load(m.save(tmp_path / "ens"))
+    assert len(again.boosters) == 3
+    np.testing.assert_allclose(again.predict_proba(a), p, rtol=1e-9)

@@ -10,16 +10,21 @@ Two stages, both explainable:
 2. A LightGBM multi-class model (Ke et al., NeurIPS 2017) maps those deviations to ``normal`` or
    one of the fault kinds (:data:`mobileai.twin.config.FAULT_KINDS`), trained on the labelled
    faults of the *training* days. A cell-period is flagged when P(any fault) >= ``threshold``.
+   With a few dozen faults per kind one boosted model depends on its random row/feature
+   subsampling (its seed); ``n_models`` models with different seeds are averaged in margin
+   (log-odds) space before the softmax, a seed-bagged ensemble (Breiman, Mach Learn 1996,
+   bagging; the variance of an average of m models falls as 1/m of its uncorrelated part).
    Each decision carries its reason: the features with the largest TreeSHAP contributions
    (Lundberg et al., Nat Mach Intell 2020; LightGBM ``pred_contrib=True``) to the chosen class,
-   and the KPIs furthest from normal (their z-scores).
+   averaged over the models (SHAP values are additive in the margin, so the average explains the
+   averaged margin exactly), and the KPIs furthest from normal (their z-scores).
 
 Without labelled faults (a user's KPI export with no fault log), :meth:`AnomalyModel.fit` falls
 back to the profile alone: the score is the root-mean-square of the clipped z-scores and the
 threshold is its ``unsupervised_quantile`` on the training periods inside Tukey's outer fence
 (so faults hidden in an unlabelled history do not raise it); no kind is predicted.
 
-Models are saved to a folder (profile as Parquet, booster as LightGBM text, ``model.json`` with
+Models are saved to a folder (profile as Parquet, boosters as LightGBM text, ``model.json`` with
 the configuration and the training metrics) written to a temporary folder and renamed into place.
 """
 
@@ -53,7 +58,7 @@ from mobileai.ai4net.topology import NeighbourGraph, neighbour_graph
 from mobileai.errors import UserError
 
 NORMAL = "normal"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: z-scores are clipped here before the unsupervised RMS score (one dead KPI must not dominate).
 Z_CLIP = 10.0
 
@@ -85,9 +90,20 @@ class AnomalyConfig(BaseModel):
     )
     n_estimators: int = Field(300, ge=10, le=5000)
     learning_rate: float = Field(0.05, gt=0, le=1)
-    num_leaves: int = Field(31, ge=4, le=1024)
-    min_child_samples: int = Field(10, ge=1, le=1000)
-    seed: int = Field(0, ge=0)
+    num_leaves: int = Field(
+        7, ge=4, le=1024, description="Leaves per tree (7: chosen on development histories)."
+    )
+    min_child_samples: int = Field(
+        20, ge=1, le=1000, description="Rows per leaf at least (20: chosen on development histories)."
+    )
+    seed: int = Field(0, ge=0, description="Ensemble seed: model i of the ensemble uses seed * n_models + i.")
+    n_models: int = Field(
+        5,
+        ge=1,
+        le=50,
+        description="LightGBM models with different seeds averaged in margin space (variance "
+        "reduction; chosen on development histories, docs/benchmarks.md, anomaly section).",
+    )
     explain_top: int = Field(3, ge=1, le=20, description="Reasons listed per decision.")
 
 
@@ -101,7 +117,7 @@ class AnomalyModel:
     cells: pd.DataFrame | None
     classes: list[str]
     feature_names: list[str]
-    booster: lgb.Booster | None
+    boosters: list[lgb.Booster]
     unsupervised_threshold: float
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -128,7 +144,7 @@ class AnomalyModel:
         x = cross_fitted_features(kpis, normal, profile, graph)
         rms = unsupervised_score(x[profile.kpis])
         unsup_thr = robust_quantile(rms[normal], cfg.unsupervised_quantile)
-        model = cls(cfg, profile, graph, cells, [NORMAL], list(x.columns), None, unsup_thr)
+        model = cls(cfg, profile, graph, cells, [NORMAL], list(x.columns), [], unsup_thr)
         metrics: dict[str, Any] = {"train_rows": len(kpis), "train_normal_rows": int(normal.sum())}
         if lab is not None:
             kinds = sorted(k for k in lab["kind"].dropna().unique())
@@ -140,7 +156,7 @@ class AnomalyModel:
             use = y >= 0
             if len(set(y[use])) < 2:
                 raise UserError("events: the training periods hold no labelled fault; cannot train")
-            params = {
+            base = {
                 "objective": "multiclass",
                 "num_class": len(classes),
                 "learning_rate": cfg.learning_rate,
@@ -149,15 +165,20 @@ class AnomalyModel:
                 "feature_fraction": 0.8,
                 "bagging_fraction": 0.8,
                 "bagging_freq": 1,
-                "seed": cfg.seed,
                 "num_threads": 1,
                 "verbose": -1,
                 "deterministic": True,
             }
             ds = lgb.Dataset(
-                x[use].to_numpy(dtype=np.float64), label=y[use], feature_name=_lgb_names(x.columns)
+                x[use].to_numpy(dtype=np.float64),
+                label=y[use],
+                feature_name=_lgb_names(x.columns),
+                free_raw_data=False,
             )
-            model.booster = lgb.train(params, ds, num_boost_round=cfg.n_estimators)
+            model.boosters = [
+                lgb.train(base | {"seed": cfg.seed * cfg.n_models + i}, ds, num_boost_round=cfg.n_estimators)
+                for i in range(cfg.n_models)
+            ]
             model.classes = classes
             metrics |= {
                 "train_fault_rows": int(labelled.sum()),
@@ -171,7 +192,7 @@ class AnomalyModel:
 
     @property
     def supervised(self) -> bool:
-        return self.booster is not None
+        return bool(self.boosters)
 
     def with_profile(self, kpis: pd.DataFrame, cells: pd.DataFrame | None = None) -> AnomalyModel:
         """The same classifier on another network: learn that network's normal profile from
@@ -192,7 +213,7 @@ class AnomalyModel:
             cells,
             self.classes,
             self.feature_names,
-            self.booster,
+            self.boosters,
             thr,
             dict(self.metrics),
         )
@@ -213,7 +234,7 @@ class AnomalyModel:
         out["zscore_rms"] = rms
         if self.supervised:
             xs = x.reindex(columns=self.feature_names)
-            proba = self.booster.predict(xs.to_numpy(dtype=np.float64))
+            proba = self.predict_proba(xs.to_numpy(dtype=np.float64))
             for i, c in enumerate(self.classes[1:], start=1):
                 out[f"p:{c}"] = proba[:, i]
             out["score"] = 1.0 - proba[:, 0]
@@ -241,9 +262,18 @@ class AnomalyModel:
                     out.loc[rows, "reasons"] = out.loc[rows, "top_kpis"]
         return out
 
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities [rows, classes]: softmax of the ensemble's mean margin."""
+        margin = np.mean([b.predict(x, raw_score=True) for b in self.boosters], axis=0)
+        margin = margin.reshape(len(x), len(self.classes))
+        e = np.exp(margin - margin.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
     def reasons(self, x: pd.DataFrame, kinds: list[str]) -> list[str]:
-        """Top TreeSHAP contributions (feature=value: +contribution) to each row's chosen kind."""
-        contrib = self.booster.predict(x.to_numpy(dtype=np.float64), pred_contrib=True)
+        """Top TreeSHAP contributions (feature=value: +contribution) to each row's chosen kind,
+        averaged over the ensemble (exact for the averaged margin)."""
+        a = x.to_numpy(dtype=np.float64)
+        contrib = np.mean([b.predict(a, pred_contrib=True) for b in self.boosters], axis=0)
         nf = len(self.feature_names) + 1  # + bias column per class
         out = []
         for r, kind in enumerate(kinds):
@@ -267,8 +297,8 @@ class AnomalyModel:
                 )
             if self.cells is not None:
                 pq.write_table(pa.Table.from_pandas(self.cells, preserve_index=False), tmp / "cells.parquet")
-            if self.booster is not None:
-                self.booster.save_model(str(tmp / "booster.txt"))
+            for i, b in enumerate(self.boosters):
+                b.save_model(str(tmp / f"booster_{i}.txt"))
             meta = {
                 "format_version": FORMAT_VERSION,
                 "config": self.config.model_dump(),
@@ -300,7 +330,10 @@ class AnomalyModel:
             raise UserError(f"--model {folder}: not an anomaly model folder (no model.json)")
         meta = json.loads(meta_path.read_text())
         if meta.get("format_version") != FORMAT_VERSION:
-            raise UserError(f"--model {folder}: format_version {meta.get('format_version')} is not supported")
+            raise UserError(
+                f"--model {folder}: format_version {meta.get('format_version')} is not supported "
+                f"(this version reads {FORMAT_VERSION}); retrain the model"
+            )
         frames = {
             n: pq.read_table(folder / f"profile_{n}.parquet").to_pandas()
             for n in ("location", "scale", "pooled_location", "pooled_scale")
@@ -313,9 +346,11 @@ class AnomalyModel:
             else None
         )
         graph = neighbour_graph(cells, cfg.neighbours) if cells is not None else None
-        booster = (
-            lgb.Booster(model_file=str(folder / "booster.txt")) if (folder / "booster.txt").exists() else None
-        )
+        boosters = [
+            lgb.Booster(model_file=str(folder / f"booster_{i}.txt"))
+            for i in range(cfg.n_models)
+            if (folder / f"booster_{i}.txt").exists()
+        ]
         return cls(
             cfg,
             profile,
@@ -323,7 +358,7 @@ class AnomalyModel:
             cells,
             meta["classes"],
             meta["feature_names"],
-            booster,
+            boosters,
             float(meta["unsupervised_threshold"]),
             meta["metrics"],
         )

@@ -18,6 +18,9 @@
   connected to the faulty cell in the neighbour graph form its incident; the incident's
   (cell, kind) hypotheses ranked by probability must hold (faulty cell, true kind) in the first k.
   Reported over detected faults (``rca_top1``) and over all faults (``rca_top1_all``).
+- **RCA confusion** (``rca_confusion``): per true kind, what rank 1 of the incident said at that
+  period: a kind on the faulty cell, ``other_cell`` (rank 1 names another cell) or ``missed``
+  (the fault was not detected).
 """
 
 from __future__ import annotations
@@ -121,6 +124,7 @@ def evaluate(
 
     rows_by_cell = pd.Series(np.arange(len(pred))).groupby(pred["cell_id"].to_numpy()).indices
     detected, delays, kinds, top1, top3 = [], [], [], [], []
+    confusion: dict[str, dict[str, int]] = {}
     has_rca = rca and "incident" in pred and any(c.startswith("p:") for c in pred.columns)
     for _, ev in f.iterrows():
         rows = rows_by_cell.get(str(ev["cell_id"]), np.array([], dtype=int))
@@ -129,6 +133,7 @@ def evaluate(
         kinds.append(ev["kind"])
         if not len(hit):
             detected.append(False)
+            _count(confusion, ev["kind"], "missed")
             continue
         detected.append(True)
         first = hit[np.argmin(ps.iloc[hit].to_numpy())]
@@ -138,6 +143,7 @@ def evaluate(
             inc = pred.at[first, "incident"]
             same = np.flatnonzero(pred["incident"].to_numpy() == inc)
             hyps = [(c, k) for c, k, _ in ranked_hypotheses(pred, same)]
+            _count(confusion, ev["kind"], hyps[0][1] if hyps[0][0] == str(ev["cell_id"]) else "other_cell")
             active = set(
                 zip(
                     *[
@@ -189,4 +195,10 @@ def evaluate(
         out["rca_top3"] = round(float(np.mean(top3)), 4) if top3 else None
         out["rca_top1_all"] = round(float(np.sum(top1)) / len(f), 4) if len(f) else None
         out["rca_top3_all"] = round(float(np.sum(top3)) / len(f), 4) if len(f) else None
+        out["rca_confusion"] = {k: dict(sorted(v.items())) for k, v in sorted(confusion.items())}
     return out
+
+
+def _count(table: dict[str, dict[str, int]], truth: str, said: str) -> None:
+    row = table.setdefault(str(truth), {})
+    row[said] = row.get(said, 0) + 1
