@@ -170,22 +170,24 @@ def test_carrier_shutdown_rule_switches_only_capacity_cells_on_combined_load():
     assert [(d.action.cell, d.action.state, d.binding) for d in dec] == [("A", "active", "host_load")]
 
 
-def test_optimiser_switches_capacity_off_within_the_host_cap_and_learns_its_demand():
+def test_optimiser_switches_capacity_off_within_the_caps_and_learns_its_demand():
     t = _layer_table()
     g = neighbour_graph(t, k=2)
     lay = CarrierLayers.from_cells(t, g.cell_ids)
-    cfg = OptimiserConfig(horizon=4, layer_inflation=3.0, host_cap_pct=60.0)
+    cfg = OptimiserConfig(horizon=4, layer_inflation=3.0, layer_host_ratio=0.22, host_cap_pct=60.0)
     opt = ForecastOptimiser(g, persistence_forecaster(), cfg, layers=lay)
     on = ["active"] * 4
-    # A: 2% -> 3 x 10.7 = 32% of AL (fits 60%); B: 5% -> 80% (does not); coverage cells never
+    # A (2%): its capacity neighbour B is awake, so AL gets 0.22 x 10.7 = 2.4% and B 5 + 3 x 2 =
+    # 11% (<= 40%); then B (5%) has no awake capacity neighbour: BL would get 3 x 26.8 = 80% > 60%
     dec = opt.decide(_period([2.0, 0.0, 5.0, 0.0], on))
     assert [(d.action.cell, d.action.state) for d in dec] == [("A", "off")]
-    assert "AL" in dec[0].evidence["neighbour_projected"]
-    # AL now carries A's UEs: its load above its own is A's demand, converted back
-    own = opt._own_demand(np.array([0.0, 33.0, 5.0, 0.0]), np.array([True, False, False, False]))
-    assert own[0] == pytest.approx(33.0 * 51 / 273 / 3.0, rel=1e-6) and own[1] == pytest.approx(0.0)
-    # demand grows: AL's projected load breaks the cap + margin, A comes back
-    dec = opt.decide(_period([0.0, 80.0, 5.0, 0.0], ["off", "active", "active", "active"]))
+    assert dec[0].evidence["neighbour_projected"] == {"AL": pytest.approx(2.35, abs=0.01), "B": 11.0}
+    # what the receivers carry now is taken off their own demand; A's demand is its load at sleep
+    # times the network trend net of the plan's inflation (here flat)
+    own = opt._own_demand(np.array([0.0, 2.353, 11.0, 0.0]), np.array([True, False, False, False]))
+    assert own == pytest.approx([2.0, 0.0, 5.0, 0.0], abs=0.01)
+    # demand grows (B at 60%): A's estimated demand and B's projected load break the limits, A is back
+    dec = opt.decide(_period([0.0, 2.4, 60.0, 0.0], ["off", "active", "active", "active"]))
     assert ("A", "active") in [(d.action.cell, d.action.state) for d in dec]
     with pytest.raises(UserError, match="cell ids"):
         ForecastOptimiser(g, persistence_forecaster(), cfg, layers=CarrierLayers.from_cells(t.iloc[::-1]))

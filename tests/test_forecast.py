@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from mobileai.ai4net.forecast import NeuralConfig, NeuralForecaster, SeasonalNaive, forecast_cells
 from mobileai.ai4net.forecast.base import targets
-from mobileai.ai4net.forecast.baselines import ETSForecaster, GBMForecaster
+from mobileai.ai4net.forecast.baselines import ETSForecaster, GBMForecaster, SimilarDayNaive
 from mobileai.ai4net.forecast.bench import Task, run_twin_bench
 from mobileai.ai4net.forecast.data import SeriesFrame, aggregate, frame_from_kpis, neighbours_from_geometry
-from mobileai.ai4net.forecast.features import build_design
+from mobileai.ai4net.forecast.features import build_design, feature_names, is_weekend
 from mobileai.ai4net.forecast.federated import Client, Update, fedavg, weighted_average
 from mobileai.ai4net.forecast.intervals import cqr_offset
 from mobileai.ai4net.forecast.metrics import coverage, mae, profile_oracle_gain
@@ -229,7 +229,7 @@ def test_forecast_cells_returns_one_row_per_cell_and_period() -> None:
 def test_twin_bench_reports_the_required_fields() -> None:
     f = synthetic(days=4, cells=3)
     r = run_twin_bench(task=Task("synthetic", f, 72, 24, 24), config=FAST)
-    assert set(r["mae"]) == {"ours", "seasonal_naive", "ets", "gbm"}
+    assert set(r["mae"]) == {"ours", "seasonal_naive", "ets", "gbm", "similar_day"}
     assert 0 <= r["coverage80"] <= 1 and r["latency_ms_per_cell"] > 0
     assert set(r["targets"]) == {"mae_below_naive", "mae_below_gbm", "coverage80", "latency_ms_per_cell"}
 
@@ -356,3 +356,47 @@ def test_twin_task_builds_the_day_ahead_split_from_a_history(monkeypatch) -> Non
     assert task.test_start == 72 and task.horizon == 24 and list(task.origins()) == [71]
     assert task.split() == (48, 72) and task.frame.adjacency.sum() > 0
     assert task.frame.values[0, 0] == pytest.approx(f.values[:4, 0].sum())
+
+
+def _calendar_frame(days: int = 10) -> SeriesFrame:
+    """Hourly series from Thursday 2026-01-01 17:00 whose value is 2 on weekdays, 1 at weekends,
+    plus the hour of day / 100 (so each lag is identifiable)."""
+    times = pd.date_range("2026-01-01 17:00", periods=days * 24, freq="h", tz="UTC")
+    weekend = times.day_of_week.to_numpy() >= 5
+    vals = np.where(weekend, 1.0, 2.0) + times.hour.to_numpy() / 100.0
+    return SeriesFrame(np.stack([vals, 3 * vals], 1), times, ["a", "b"], pd.Timedelta(hours=1))
+
+
+def test_is_weekend_follows_the_calendar() -> None:
+    f = _calendar_frame(3)
+    idx = np.array([-20, 0, 7, 31, 55, 79, 1000])  # Thu 21:00 (day -1), Thu 17:00, Fri 00:00, ...
+    expect = pd.DatetimeIndex(f.times[0] + idx * f.step).day_of_week >= 5
+    np.testing.assert_array_equal(is_weekend(f, idx), expect)
+    assert is_weekend(f, np.array([[31, 55], [79, 7]])).shape == (2, 2)
+
+
+def test_similar_day_lag_reads_friday_for_monday() -> None:
+    f = _calendar_frame()
+    # origin Sunday 2026-01-04 16:00 (step 71); targets Sunday 17:00 .. Monday 16:00
+    origin = np.array([71])
+    d = build_design(f, origin, 24, weekly=False)
+    names = feature_names(False)
+    i_sim, i_wk = names.index("lag_similar"), names.index("target_weekend")
+    t_idx = origin[0] + np.arange(1, 25)
+    monday = pd.DatetimeIndex(f.times[t_idx]).day_of_week == 0
+    # Monday targets are weekday: the similar day is Friday (3 days back), scaled like the others
+    friday = f.values[t_idx[monday] - 3 * 24] / d.scale[0]
+    np.testing.assert_allclose(d.X[0, monday, :, i_sim], friday, rtol=1e-6)
+    np.testing.assert_array_equal(d.X[0, :, 0, i_wk], (~monday).astype(np.float32))
+    # the seasonal reference of a Monday target is the weekday mean (Friday and Thursday)
+    assert np.all(d.base[0, monday, :, 0] > 1.9 / d.scale[0])
+
+
+def test_similar_day_naive_beats_seasonal_naive_on_a_weekly_cycle() -> None:
+    f = _calendar_frame()
+    origins = np.arange(100, f.values.shape[0] - 24, 24)
+    y = targets(f, origins, 24)
+    sim = SimilarDayNaive().fit(f, 0, 0, 24).predict(f, origins, 24).mean
+    naive = SeasonalNaive().fit(f, 0, 0, 24).predict(f, origins, 24).mean
+    np.testing.assert_allclose(sim, y)  # the series is exactly its day class + hour of day
+    assert np.abs(naive - y).max() > 0.9  # yesterday is the wrong class after a weekend

@@ -244,6 +244,48 @@ def _shares(v: dict[str, float], allowed: tuple[str, ...], what: str) -> dict[st
     return v
 
 
+class VariabilityConfig(_Strict):
+    """Mean-one modulation of each cell's session activity around its diurnal curve: weekly
+    (weekend/weekday) factor per cell type, a daily level and an hour-scale AR(1) in log space,
+    both spatially correlated. Defaults are calibrated on the Telecom Italia Milan grid
+    (docs/models.md, "Traffic variability"; ``benchmarks/traffic_variability.py``)."""
+
+    enabled: bool = Field(True, description="False: the plain diurnal curve (histories before v3).")
+    weekend_ratio: dict[str, float] = Field(
+        default_factory=lambda: {"office": 0.55, "residential": 0.97, "transport_hub": 0.81, "stadium": 1.0},
+        description="Cell type -> weekend / weekday daily volume (Sat, Sun vs Mon-Fri); the week averages 1.",
+    )
+    daily_sigma: float = Field(0.093, ge=0, le=1, description="Std of the log daily level factor.")
+    daily_phi: float = Field(0.63, ge=0, lt=1, description="Day-to-day AR(1) coefficient of the daily level.")
+    hourly_sigma: float = Field(0.15, ge=0, le=1, description="Std of the hour-scale log deviation.")
+    hourly_phi: float = Field(
+        0.58, ge=0, lt=1, description="Hour-to-hour AR(1) coefficient (OU, 1 h sampling)."
+    )
+    shared_daily: float = Field(
+        0.58, ge=0, le=1, description="Variance share of the daily level shared in space (site field)."
+    )
+    shared_hourly: float = Field(
+        0.52, ge=0, le=1, description="Variance share of the hourly deviation shared in space (site field)."
+    )
+    daily_range_m: float = Field(
+        880.0, gt=0, le=100_000, description="Correlation length of the daily field, m."
+    )
+    hourly_range_m: float = Field(
+        400.0, gt=0, le=100_000, description="Correlation length of the hourly field, m."
+    )
+
+    @field_validator("weekend_ratio")
+    @classmethod
+    def _check_ratio(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(set(v) - set(CELL_TYPES))
+        if bad:
+            raise ValueError(f"unknown cell types {bad}; allowed: {', '.join(CELL_TYPES)}")
+        for k, r in v.items():
+            if not (0.05 <= r <= 3.5 and math.isfinite(r)):
+                raise ValueError(f"weekend_ratio of {k} must be in [0.05, 3.5] (got {r})")
+        return {t: float(v.get(t, 1.0)) for t in CELL_TYPES}
+
+
 class TrafficConfig(_Strict):
     """Per-service traffic with session arrivals following a diurnal curve per cell type."""
 
@@ -265,6 +307,10 @@ class TrafficConfig(_Strict):
         description="Cell type -> share of sites; sets each cell's diurnal load curve.",
     )
     load_scale: float = Field(1.0, ge=0, le=100, description="Multiplies every session arrival rate.")
+    variability: VariabilityConfig = Field(
+        default_factory=VariabilityConfig,
+        description="Weekly, daily and hour-scale modulation of the diurnal curve (enabled: false = off).",
+    )
 
     @field_validator("service_mix")
     @classmethod
@@ -275,6 +321,40 @@ class TrafficConfig(_Strict):
     @classmethod
     def _check_types(cls, v: dict[str, float]) -> dict[str, float]:
         return _shares(v, CELL_TYPES, "cell type")
+
+
+class LayerPriorityConfig(_Strict):
+    """Inter-frequency layer priorities (TS 38.304 5.2.4.1 absolute priorities per frequency,
+    ``cellReselectionPriority`` 0..7) and the connected-mode handovers operators configure
+    with them (TS 38.331 5.5.4.5 event A4, 5.5.4.6 event A5, RSRP trigger quantity).
+
+    Empty ``priorities`` (the default): no priorities, every handover is event A3 (today's
+    behaviour). With priorities, a UE's candidate on a *higher*-priority carrier triggers A4
+    (``Mn - Hys > a4_threshold_dbm``), on a *lower*-priority carrier A5 (``Mp + Hys <
+    a5_threshold1_dbm`` and ``Mn - Hys > a5_threshold2_dbm``), on an equal-priority carrier A3;
+    each held for the serving cell's time-to-trigger."""
+
+    priorities: dict[float, int] = Field(
+        default_factory=dict,
+        description="Carrier GHz -> priority 0..7 (higher preferred); list every carrier of the layout.",
+    )
+    a4_threshold_dbm: float = Field(
+        -98.0, ge=-156, le=-31, description="Event A4 RSRP threshold towards a higher-priority carrier, dBm."
+    )
+    a5_threshold1_dbm: float = Field(
+        -102.0, ge=-156, le=-31, description="Event A5 serving RSRP threshold1 (to lower priority), dBm."
+    )
+    a5_threshold2_dbm: float = Field(
+        -102.0, ge=-156, le=-31, description="Event A5 neighbour RSRP threshold2 (lower priority), dBm."
+    )
+
+    @field_validator("priorities")
+    @classmethod
+    def _check_priorities(cls, v: dict[float, int]) -> dict[float, int]:
+        bad = {f: p for f, p in v.items() if not 0 <= p <= 7 or not 0 < f <= 100}
+        if bad:
+            raise ValueError(f"{bad}: use carrier_ghz in (0, 100] -> priority 0..7 (cellReselectionPriority)")
+        return v
 
 
 class RanConfig(_Strict):
@@ -315,6 +395,13 @@ class RanConfig(_Strict):
     bs_noise_figure_db: float = Field(5.0, ge=0, le=15, description="gNB receiver noise figure, dB.")
     admission_prb_limit: float = Field(
         0.98, gt=0, le=1, description="New sessions are blocked above this PRB use."
+    )
+    layer_priority: LayerPriorityConfig = Field(
+        default_factory=LayerPriorityConfig,
+        description="Inter-frequency layer priorities and events A4/A5 (default: none, A3 only).",
+        # left out of dumps while unset: scenarios without priorities keep their manifests and
+        # cache keys (data.twin_history) exactly as before
+        exclude_if=lambda v: not v.priorities,
     )
 
 

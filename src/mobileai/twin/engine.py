@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from mobileai.errors import UserError
-from mobileai.twin import linkadapt, scheduler
+from mobileai.twin import layers, linkadapt, scheduler
 from mobileai.twin.actions import (
     Action,
     ActionResult,
@@ -53,7 +53,7 @@ from mobileai.twin.layout import Cells, build_layout, replicate
 from mobileai.twin.mobility import Mobility
 from mobileai.twin.nr import THERMAL_NOISE_DBM_PER_HZ, prb_count
 from mobileai.twin.radio import RadioModel, resolve_device
-from mobileai.twin.traffic import SLICES, Traffic, diurnal_factor
+from mobileai.twin.traffic import SLICES, Traffic, diurnal_factor, make_modulation
 from mobileai.twin.ues import UEs, drop_ues
 
 NEG = -1e9  # "no signal" in dBm
@@ -138,6 +138,10 @@ class Twin:
         shares = torch.tensor([sc.traffic.cell_type_mix.get(t, 0.0) for t in CELL_TYPES], dtype=torch.float64)
         site_type = torch.multinomial(shares, c.n_sites, replacement=True, generator=g_types)
         self.cell_type = site_type[c.site].to(dev)
+        g_mod = torch.Generator().manual_seed(seed * 7 + 7)  # weekly/daily/hourly traffic modulation
+        self.modulation = make_modulation(
+            sc.traffic, sc.time.start_hour, self.cell_type, c.site, c.site_x, c.site_y, copies, g_mod, dev
+        )
         # per-cell constants
         n_rb = [prb_count(float(b), sc.radio.subcarrier_spacing_khz) for b in c.bandwidth_mhz.tolist()]
         self.n_rb = torch.tensor(n_rb, **f32)
@@ -150,6 +154,8 @@ class Twin:
             + ran.bs_noise_figure_db
         )
         self.carrier = c.carrier_ghz.to(**f32)
+        # absolute priority per cell's carrier (TS 38.304 5.2.4.1); None: A3 only
+        self._prio = layers.cell_priorities(c.carrier_ghz, ran.layer_priority)
         self._episode_g = torch.Generator().manual_seed(seed * 7 + 6)  # re-drops (new_episode)
         self._lists_all = self.k == self.cells_per_copy  # every cell is a candidate
         self._gains_tilt = -1  # radio.tilt_version the candidate gains were computed with
@@ -250,6 +256,8 @@ class Twin:
             self._ues0 = ues
             self.mobility = Mobility(sc, self.cells, ues, self.mobility.g, self.device)
             self.traffic = Traffic(sc.traffic, ues.n, self.traffic.g, self.device)
+            if self.modulation is not None:
+                self.modulation.restart()
             self._reset_dynamic()
 
     # ================================================================== radio
@@ -475,7 +483,14 @@ class Twin:
             n_c = self.cells_per_copy
             copy = self._copy_of_ue[:, None]
             margin = margin + self.cio_db[copy, self.serving[:, None] % n_c, self.cand % n_c]
-        entering = (margin > 0) & cand_ok
+        entering = margin > 0
+        if self._prio is not None:  # A4 up / A5 down the layer priorities (TS 38.331 5.5.4.5-6)
+            srv_prio = _take(self._prio, self.serving)
+            hys = _take(self.hysteresis_db, self.serving)
+            cand_prio = _take(self._prio, self.cand)
+            lp = ran.layer_priority
+            entering = layers.layer_entering(entering, self.l3, srv_l3, cand_prio, srv_prio, hys, lp)
+        entering = entering & cand_ok
         entering.view(-1).index_fill_(0, at_srv, False)
         # time the entering condition has held, from 0 at its first sample (TS 38.331 5.5.4.1)
         held = torch.where(self.a3_timer >= 0, self.a3_timer + dt, torch.zeros_like(self.a3_timer))
@@ -492,7 +507,10 @@ class Twin:
         connected = (self.out_until <= t) & ~self.oos & _take(avail, srv)
         hour = (sc.time.start_hour + t / 3600.0) % 24.0
         # per cell, then per UE (elementwise: the same values as per UE)
-        act = _take(diurnal_factor(self.cell_type, hour) * (sc.traffic.load_scale * eff.surge), srv)
+        cell_act = diurnal_factor(self.cell_type, hour) * (sc.traffic.load_scale * eff.surge)
+        if self.modulation is not None:
+            cell_act = cell_act * self.modulation.factor(t)
+        act = _take(cell_act, srv)
         admit = connected & (_take(self.dl_util, srv) < ran.admission_prb_limit)
         tstep = self.traffic.step(dt, act, admit)
         ok = connected & ~_take(eff.sleeping, srv)
@@ -578,6 +596,8 @@ class Twin:
         cand = self.cand.index_select(0, ev)
         src = self.serving.index_select(0, ev)
         l3 = self.l3.index_select(0, ev)
+        if self._prio is not None:  # the highest-priority layer among the triggering cells first
+            fire = layers.preferred(fire, _take(self._prio, cand))
         # best triggering neighbour by filtered RSRP; its control SINR decides success
         tgt_slot = torch.where(fire, l3, torch.full_like(l3, 2 * NEG)).argmax(1)
         target = cand.gather(1, tgt_slot[:, None]).squeeze(1)

@@ -5,8 +5,9 @@ Every UE runs one service of :data:`~mobileai.twin.config.SERVICES` (shares from
 
 - **Session arrivals** are Poisson while idle, with rate ``sessions_per_hour`` x ``activity``,
   where the engine's ``activity`` is the diurnal factor of the serving cell's type
-  (:data:`DIURNAL`) x ``load_scale`` x any traffic surge. This is the classic on/off source
-  (Poisson session arrivals, exponential holding times) of teletraffic engineering; the
+  (:data:`DIURNAL`) x ``load_scale`` x any traffic surge x the mean-one weekly / daily /
+  hour-scale modulation of :class:`TrafficModulation` (``traffic.variability``). This is the
+  classic on/off source (Poisson session arrivals, exponential holding times) of teletraffic engineering; the
   FTP/HTTP models of 3GPP TR 36.814 Annex A and 3GPP2 C.R1002 have the same structure (survey:
   J. Navarro-Ortiz et al., "A survey on 5G usage scenarios and traffic models", IEEE Commun.
   Surveys & Tutorials 22(2), 2020). A session arriving where ``admit`` is False is *blocked*
@@ -67,7 +68,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mobileai.twin.config import CELL_TYPES, SERVICES, TrafficConfig
+from mobileai.twin.config import CELL_TYPES, SERVICES, TrafficConfig, VariabilityConfig
 
 SLICES: tuple[str, ...] = ("embb", "urllc", "mmtc", "ai")
 
@@ -460,3 +461,169 @@ class Traffic:
         drain = self._buf / self._rate_bps.clamp(min=1.0)
         delay = torch.minimum(drain, self._busy_s) * (self._buf > 0)
         return delay[0], delay[1]
+
+
+#: Weekday (Monday = 0) of simulated day 0: the KPI timeline's anchor 2026-01-01
+#: (:data:`mobileai.twin.timeline.ANCHOR`) is a Thursday.
+ANCHOR_WEEKDAY = 3
+
+
+def weekly_factors(weekend_ratio: dict[str, float]) -> torch.Tensor:
+    """[len(CELL_TYPES), 7] float64 factors per cell type and weekday (Monday = 0): weekday value
+    ``a`` and weekend value ``r a`` with (5 a + 2 r a) / 7 = 1, so a week averages 1."""
+    out = torch.ones(len(CELL_TYPES), 7, dtype=torch.float64)
+    for i, t in enumerate(CELL_TYPES):
+        r = float(weekend_ratio.get(t, 1.0))
+        a = 7.0 / (5.0 + 2.0 * r)
+        out[i, :5] = a
+        out[i, 5:] = r * a
+    return out
+
+
+class TrafficModulation:
+    """Mean-one multiplicative modulation of each cell's session activity (``traffic.variability``).
+
+    ``factor(t) = W[type, weekday] x exp(s_d D[day] - s_d^2/2) x exp(s_h X(t) - v(t)/2)`` per cell:
+
+    - ``W``: weekend/weekday factor per cell type, averaging 1 over a week (:func:`weekly_factors`);
+      Saturday and Sunday are days 2 and 3 of the clock (day 0 is a Thursday, the timeline anchor).
+      Office towers lose traffic at weekends, residential ones barely (H. Wang et al., ACM IMC 2015;
+      F. Xu et al., IEEE/ACM ToN 25(2), 2017); ratios from the Milan grid (docs/models.md).
+    - ``D``: daily level, a unit-variance AR(1) across days (coefficient ``daily_phi``), constant
+      over a calendar day.
+    - ``X``: hour-scale deviation, a unit-variance AR(1) across hours (coefficient ``hourly_phi``)
+      drawn at each full hour and linearly interpolated in between; an Ornstein-Uhlenbeck process
+      sampled every hour is exactly such an AR(1) (C. W. Gardiner, *Stochastic Methods*, 4th ed.,
+      2009, sec. 3.8.4). ``v(t)`` is the variance of the interpolated value, so the factor is
+      mean-one at every instant (E exp(Z - var/2) = 1 for Gaussian Z).
+    - Spatial correlation: the innovations of ``D`` and ``X`` are ``sqrt(s) g[site] + sqrt(1 - s)
+      n[cell]`` with ``g`` a Gaussian field over the sites with correlation ``exp(-d / range)``
+      (exponential covariance, the usual model of spatially correlated mobile traffic and of
+      shadowing: M. Gudmundson, Electron. Lett. 27(23), 1991) and ``n`` independent per cell, so
+      two cells ``d`` apart correlate by ``s exp(-d / range)``, co-sited sectors by ``s``. Copies
+      of a batched twin draw independent fields.
+
+    Values are drawn a day at a time, on the CPU from ``generator`` (so CPU and CUDA twins see
+    the same numbers), as the clock reaches a new day: a Python loop over the 24 hours of a day
+    once per simulated day, none over cells or UEs per step.
+    """
+
+    def __init__(
+        self,
+        cfg: VariabilityConfig,
+        cell_type: torch.Tensor,
+        site: torch.Tensor,
+        site_x: torch.Tensor,
+        site_y: torch.Tensor,
+        copies: int,
+        start_hour: float,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.g = generator
+        self.start_hour = float(start_hour)
+        self.cell_type = cell_type.detach().cpu().long()
+        self.site = site.detach().cpu().long()
+        self.n = int(self.site.shape[0])
+        n_sites = int(site_x.shape[0])
+        if copies < 1 or n_sites % copies:
+            raise ValueError(f"{n_sites} sites do not split into {copies} copies")
+        self.copies = copies
+        s0 = n_sites // copies
+        xy = torch.stack((site_x[:s0], site_y[:s0]), 1).detach().cpu().double()
+        dist = torch.cdist(xy, xy)
+        self._chol_d = self._chol(dist, cfg.daily_range_m)
+        self._chol_h = self._chol(dist, cfg.hourly_range_m)
+        self._weekly = weekly_factors(cfg.weekend_ratio)[self.cell_type]  # [C, 7]
+        self._hourly: list[torch.Tensor] = []  # per day: sigma_h X at hours 0..23 [24, C], float64
+        self._levels: list[torch.Tensor] = []  # per day: log(W) + s_d D - s_d^2 / 2 [C], float64
+        self._d_prev: torch.Tensor | None = None  # last daily AR(1) state [C]
+        self._x_prev: torch.Tensor | None = None  # last hourly AR(1) state [C]
+        self._cache_key: tuple[int, int, int] | None = None
+        self._cache = torch.ones(self.n, device=self.device)
+
+    @staticmethod
+    def _chol(dist: torch.Tensor, range_m: float) -> torch.Tensor:
+        corr = torch.exp(-dist / range_m)
+        eye = torch.eye(corr.shape[0], dtype=corr.dtype)
+        return torch.linalg.cholesky(corr + 1e-9 * eye)
+
+    def _innovation(self, k: int, chol: torch.Tensor, shared: float) -> torch.Tensor:
+        """``k`` unit-variance innovations per cell [k, C], spatially correlated (class docstring)."""
+        s0 = chol.shape[0]
+        field = torch.randn(k, self.copies, s0, dtype=torch.float64, generator=self.g) @ chol.T
+        own = torch.randn(k, self.n, dtype=torch.float64, generator=self.g)
+        return math.sqrt(shared) * field.reshape(k, -1)[:, self.site] + math.sqrt(1.0 - shared) * own
+
+    def _draw_day(self) -> None:
+        """Append the next day's daily level and its 24 hourly values (AR(1) from yesterday's state)."""
+        cfg = self.cfg
+        day = len(self._levels)
+        e_d = self._innovation(1, self._chol_d, cfg.shared_daily)[0]
+        if self._d_prev is None:
+            d = e_d  # stationary start: unit variance
+        else:
+            d = cfg.daily_phi * self._d_prev + math.sqrt(1.0 - cfg.daily_phi**2) * e_d
+        self._d_prev = d
+        e_h = self._innovation(24, self._chol_h, cfg.shared_hourly)
+        x = torch.empty(24, self.n, dtype=torch.float64)
+        phi, q = cfg.hourly_phi, math.sqrt(1.0 - cfg.hourly_phi**2)
+        prev = self._x_prev
+        for h in range(24):
+            prev = e_h[h] if prev is None else phi * prev + q * e_h[h]
+            x[h] = prev
+        self._x_prev = prev
+        sd = cfg.daily_sigma
+        weekly = torch.log(self._weekly[:, (ANCHOR_WEEKDAY + day) % 7])
+        self._levels.append(weekly + sd * d - 0.5 * sd * sd)
+        self._hourly.append(cfg.hourly_sigma * x)
+
+    def factor(self, t_s: float) -> torch.Tensor:
+        """Modulation of each cell [C] (float32 on the device) at simulated time ``t_s`` seconds."""
+        hours = self.start_hour + float(t_s) / 3600.0
+        if not math.isfinite(hours) or hours < 0:
+            raise ValueError(f"t_s must be a finite time >= -start_hour (got {t_s})")
+        day = int(hours // 24.0)
+        while len(self._levels) <= day + 1:  # day + 1: its hour 0 closes this day's last hour
+            self._draw_day()
+        h = hours - 24.0 * day
+        i = min(int(h), 23)
+        f = h - i
+        key = (day, i, round(f * 3600.0))
+        if key != self._cache_key:
+            sh, phi = self.cfg.hourly_sigma, self.cfg.hourly_phi
+            x0 = self._hourly[day][i]
+            x1 = self._hourly[day][i + 1] if i < 23 else self._hourly[day + 1][0]
+            var = sh * sh * ((1.0 - f) ** 2 + f * f + 2.0 * f * (1.0 - f) * phi)
+            log_f = (1.0 - f) * x0 + f * x1 - 0.5 * var + self._levels[day]
+            self._cache = torch.exp(log_f).float().to(self.device)
+            self._cache_key = key
+        return self._cache
+
+    def restart(self) -> None:
+        """Forget the drawn days (a new episode at t = 0); later days continue the generator."""
+        self._hourly.clear()
+        self._levels.clear()
+        self._d_prev = self._x_prev = None
+        self._cache_key = None
+
+
+def make_modulation(
+    cfg: TrafficConfig,
+    start_hour: float,
+    cell_type: torch.Tensor,
+    site: torch.Tensor,
+    site_x: torch.Tensor,
+    site_y: torch.Tensor,
+    copies: int,
+    generator: torch.Generator,
+    device: torch.device | str = "cpu",
+) -> TrafficModulation | None:
+    """The scenario's :class:`TrafficModulation`, or None when ``traffic.variability`` is disabled."""
+    if not cfg.variability.enabled:
+        return None
+    return TrafficModulation(
+        cfg.variability, cell_type, site, site_x, site_y, copies, start_hour, generator, device
+    )

@@ -82,17 +82,39 @@ def bench_energy(
     policies: Annotated[
         str, typer.Option(help="Comma list of threshold, ours, rl, ours_app.")
     ] = "threshold,ours,rl",
+    rule_off: Annotated[
+        float | None,
+        typer.Option(help="Rule: switch off below this load, % (carrier shutdown: combined, coverage PRBs)."),
+    ] = None,
+    rule_on: Annotated[
+        float | None,
+        typer.Option(help="Rule: back on above this load, % (carrier shutdown: the coverage cell's)."),
+    ] = None,
+    rule_sweep: Annotated[
+        str | None,
+        typer.Option(
+            help="More rule settings off:on,... (e.g. 20:50,30:60), each run once; equal-QoS comparison."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Closed loop on the twin: always-on vs the threshold rule vs the forecast-driven optimiser vs PPO."""
-    from mobileai.ai4net.energy.run import benchmark
+    from mobileai.ai4net.energy.run import benchmark, parse_sweep, rule_config
 
     if not 100 <= step_ms <= 5000:
         raise UserError(f"--step-ms: {step_ms:g} not allowed; use 100..5000")
+    if (rule_off is None) != (rule_on is None):
+        raise UserError("--rule-off and --rule-on: give both or neither")
+    rule = None if rule_off is None or rule_on is None else (rule_off, rule_on)
+    sweep = parse_sweep(rule_sweep)
+    for setting in (rule, *sweep):
+        if setting is not None:
+            rule_config(True, setting)  # range check before any run (the same bounds either way)
     which = tuple(p.strip() for p in policies.split(",") if p.strip())
     res = benchmark(
-        scenario, hours, start_hour, data or _default_data(), fit, out, not as_json, step_ms, rl_model, which
-    )
+        scenario, hours, start_hour, data or _default_data(), fit, out, not as_json, step_ms, rl_model, which,
+        rule, sweep,
+    )  # fmt: skip
     human = "; ".join(
         f"{name}: energy saved {c['energy_saved']:.1%}, traffic loss {c['traffic_loss']:.2%}, "
         f"p5 throughput loss {c['p5_tput_loss']:.2%}"

@@ -25,12 +25,15 @@ Carrier switch-off over a coverage layer (TR 38.864 clause 5; :mod:`.layers`): g
 :class:`~mobileai.ai4net.energy.layers.CarrierLayers` with capacity cells, both policies only
 switch *capacity* cells off, the coverage guard is the co-sector coverage cell (it must be
 awake; coverage cells never sleep), and a sleeping capacity cell's load moves to that coverage
-cell, converted to its PRBs (``n_rb`` ratio). The rule is then the vendors' carrier-shutdown
+cell, converted to its PRBs (``n_rb`` ratio), and, with inter-frequency layer priorities (TS
+38.304 5.2.4, event A4 of TS 38.331 5.5.4.5), mostly to its awake capacity-layer neighbours
+(ratios measured on the twin, docs/energy.md). The rule is then the vendors' carrier-shutdown
 feature: the capacity carrier goes off when the *combined* load of both carriers, in coverage
 PRBs, stayed below ``layer_sleep_below_pct`` for ``periods`` periods, and comes back when the
 coverage cell's load exceeds ``layer_wake_above_pct``. The optimiser plans on the forecast:
 the coverage cell's projected load (its own demand plus its sleepers' forecast hi80 x
-``layer_inflation``) must stay under ``host_cap_pct``.
+``layer_host_ratio``, or x ``layer_inflation`` when no capacity neighbour is awake) must stay
+under ``host_cap_pct``, the capacity neighbours' under ``neighbour_cap_pct``.
 
 Both share the same coverage guard, so the comparison measures the decision logic, not the
 guard. A sleeping cell carries no load of its own; its demand is estimated from its last load
@@ -292,6 +295,15 @@ class OptimiserConfig(BaseModel):
         le=100,
         description="Carrier switch-off: max projected DL PRB load of the coverage cell, %.",
     )
+    layer_host_ratio: float = Field(
+        0.22,
+        ge=0,
+        le=10,
+        description=(
+            "Carrier switch-off while a capacity neighbour is awake: coverage-cell PRBs per PRB the "
+            "sleeper used (converted to coverage PRBs); the rest goes to the capacity neighbours (A4)."
+        ),
+    )
 
 
 @dataclass
@@ -321,12 +333,32 @@ class ForecastOptimiser:
         self._period = 0
 
     def _receivers(self, asleep: np.ndarray, i: int) -> list[int]:
-        """Awake cells that take sleeping ``i``'s UEs: its coverage host (carrier switch-off)
-        or its awake neighbours (cell sleep)."""
+        """Awake cells that take sleeping ``i``'s UEs: its coverage host and its awake capacity
+        neighbours (carrier switch-off) or its awake neighbours (cell sleep)."""
         if self.layers is not None:
             h = int(self.layers.host[i])
-            return [h] if h >= 0 and not asleep[h] else []
+            host = [h] if h >= 0 and not asleep[h] else []
+            return host + [j for j, _ in self._capacity_neighbours(asleep, i)]
         return _active_neighbours(self.graph, asleep, i)
+
+    def _capacity_neighbours(self, asleep: np.ndarray, i: int) -> list[tuple[int, float]]:
+        """Awake capacity-layer neighbours of ``i`` with their weights: with layer priorities
+        (TS 38.304 5.2.4, event A4) they, not the coverage cell, take most of its UEs."""
+        assert self.layers is not None
+        host = self.layers.host
+        g = self.graph
+        return [
+            (j, w)
+            for j, w in zip(g.neighbours[i], g.weights[i], strict=True)
+            if host[j] >= 0 and not asleep[j]
+        ]
+
+    def _cap(self, j: int) -> float:
+        """Projected-load cap of receiver ``j``: ``host_cap_pct`` on a coverage cell, else
+        ``neighbour_cap_pct``."""
+        if self.layers is not None and self.layers.host[j] < 0:
+            return self.cfg.host_cap_pct
+        return self.cfg.neighbour_cap_pct
 
     def _covered(self, asleep: np.ndarray, i: int) -> bool:
         """Coverage guard after marking ``i`` asleep: an awake coverage host (carrier
@@ -359,11 +391,10 @@ class ForecastOptimiser:
         asleep = asleep0.copy()
         out: list[EnergyDecision] = []
         load_hi = self._projected(hi, asleep)
-        cap = cfg.host_cap_pct if self.layers is not None else cfg.neighbour_cap_pct
         # 1. wake where a constraint now fails (with hysteresis)
         for i in np.flatnonzero(asleep0):
             nb = self._receivers(asleep, i)
-            worst = max(nb, key=lambda j: load_hi[j]) if nb else None
+            worst = max(nb, key=lambda j: load_hi[j] - self._cap(j)) if nb else None
             reason, binding = None, ""
             if hi[i] > cfg.sleep_below_pct + cfg.wake_margin_pct:
                 reason = (
@@ -371,10 +402,10 @@ class ForecastOptimiser:
                     f"within {cfg.horizon} periods"
                 )
                 binding = "demand_forecast"
-            elif worst is not None and load_hi[worst] > cap + cfg.wake_margin_pct:
+            elif worst is not None and load_hi[worst] > self._cap(worst) + cfg.wake_margin_pct:
                 reason = (
                     f"neighbour {ids[worst]} projected DL PRB {load_hi[worst]:.1f}% > "
-                    f"{cap + cfg.wake_margin_pct:g}%"
+                    f"{self._cap(worst) + cfg.wake_margin_pct:g}%"
                 )
                 binding = "neighbour_capacity"
             if reason:
@@ -400,7 +431,7 @@ class ForecastOptimiser:
             asleep[i] = True
             trial = self._projected(hi, asleep)
             nb = self._receivers(asleep, i)
-            over = [j for j in nb if trial[j] > cap]
+            over = [j for j in nb if trial[j] > self._cap(j)]
             if over or not nb or not self._covered(asleep, i):
                 asleep[i] = False
                 continue
@@ -409,19 +440,17 @@ class ForecastOptimiser:
             state: SleepState = "off" if off else "deep_sleep"
             self._memo[i] = _SleepMemo(
                 prb_at_sleep=float(demand[i]),
-                nb_at_sleep=(
-                    float(demand[self.layers.host[i]])
-                    if self.layers is not None
-                    else self._nb_load(demand, asleep0, i)
-                ),
+                nb_at_sleep=float(prb.sum())
+                if self.layers is not None
+                else self._nb_load(demand, asleep0, i),
             )
-            worst = max(nb, key=lambda j: trial[j])
+            worst = max(nb, key=lambda j: trial[j] - self._cap(j))
             out.append(
                 EnergyDecision(
                     SetCellState(cell=ids[i], state=state),
                     f"forecast DL PRB hi80 {hi[i]:.1f}% < {cfg.sleep_below_pct:g}% for the next "
-                    f"{cfg.horizon} periods; busiest neighbour {ids[worst]} projected {trial[worst]:.1f}% "
-                    f"<= cap {cap:g}%; {len(nb)} neighbours stay awake",
+                    f"{cfg.horizon} periods; tightest receiver {ids[worst]} projected {trial[worst]:.1f}% "
+                    f"<= cap {self._cap(worst):g}%; {len(nb)} receivers stay awake",
                     "own_forecast",
                     {
                         "forecast_hi80": float(hi[i]),
@@ -438,11 +467,28 @@ class ForecastOptimiser:
         neighbours pushed onto it; a sleeping cell's load before it slept scaled by its awake
         neighbours' own-demand trend since then. Two fixed-point rounds (the push depends on
         the sleepers' demand, which depends on the neighbours' own demand)."""
-        if self.layers is not None:
-            return self._own_demand_layers(prb, asleep)
         sleepers = np.flatnonzero(asleep)
         own = prb.copy()
         memo = {i: self._memo.get(i) for i in sleepers}
+        if self.layers is not None:
+            # carrier switch-off: a capacity neighbour takes a sleeper's UEs inflated x3, so the
+            # neighbour-trend fixed point below has a loop gain > 1 and can settle on 0 demand
+            # for a loaded cell. Instead one network-wide trend in closed form: measured total
+            # M = own total x trend + (inflation - 1) x the sleepers' demand, sleepers' demand =
+            # their load at sleep x trend, inflation = the plan's pushes per unit of demand
+            known = [i for i in sleepers if memo[i] is not None]
+            at_sleep = np.zeros_like(prb)
+            for i in known:
+                at_sleep[i] = memo[i].prb_at_sleep
+            m_sum = float(at_sleep.sum())
+            if known and m_sum > 0:
+                infl = float(self._projected(at_sleep, asleep).sum()) / m_sum
+                m0 = float(np.mean([memo[i].nb_at_sleep for i in known]))
+                trend = float(prb.sum()) / max(m0 + (infl - 1.0) * m_sum, 1e-6)
+                own[known] = at_sleep[known] * float(np.clip(trend, 0.0, 10.0))
+            own[[i for i in sleepers if memo[i] is None]] = 0.0
+            pushed = self._projected(own, asleep) - np.where(asleep, 0.0, own)
+            return np.where(asleep, own, np.clip(prb - pushed, 0.0, 100.0))
         for i in sleepers:
             own[i] = memo[i].prb_at_sleep if memo[i] is not None else 0.0
         for _ in range(2):
@@ -457,28 +503,6 @@ class ForecastOptimiser:
                 own[i] = m.prb_at_sleep * float(np.clip(trend, 0.0, 10.0))
         return own
 
-    def _own_demand_layers(self, prb: np.ndarray, asleep: np.ndarray) -> np.ndarray:
-        """Own demand with carrier switch-off: a coverage cell's load above its own load at the
-        time its capacity cells went off is theirs; it is shared among them by their load at
-        sleep and converted back to their PRBs (divided by ``layer_inflation``)."""
-        lay = self.layers
-        assert lay is not None
-        own = prb.copy()
-        by_host: dict[int, list[int]] = {}
-        for i in np.flatnonzero(asleep):
-            own[i] = 0.0
-            if lay.host[i] >= 0 and not asleep[lay.host[i]]:
-                by_host.setdefault(int(lay.host[i]), []).append(int(i))
-        for h, sl in by_host.items():
-            memo = [self._memo.get(i) for i in sl]
-            base = min((m.nb_at_sleep for m in memo if m is not None), default=0.0)
-            excess = max(prb[h] - base, 0.0)
-            weights = np.array([m.prb_at_sleep if m is not None else 0.0 for m in memo]) + 1e-6
-            own[h] = prb[h] - excess
-            for i, w in zip(sl, weights / weights.sum(), strict=True):
-                own[i] = excess * w * lay.n_rb[h] / lay.n_rb[i] / self.cfg.layer_inflation
-        return np.clip(own, 0.0, 100.0)
-
     def forget(self, cell_id: str) -> None:
         """Drop the memory of a planned sleep that did not happen (rejected or rolled back)."""
         self._memo.pop(self.graph.index(cell_id), None)
@@ -492,8 +516,15 @@ class ForecastOptimiser:
             lay = self.layers
             for i in np.flatnonzero(asleep):
                 h = int(lay.host[i])
+                nb = self._capacity_neighbours(asleep, i)
+                # A4 hands most UEs to awake capacity neighbours (inflated by their worse radio);
+                # with none awake the coverage cell takes them all
+                ratio = cfg.layer_host_ratio if nb else cfg.layer_inflation
                 if h >= 0 and not asleep[h]:
-                    load[h] += cfg.layer_inflation * lay.to_host_prb(i, own[i])
+                    load[h] += ratio * lay.to_host_prb(i, own[i])
+                wsum = sum(w for _, w in nb)
+                for j, w in nb:
+                    load[j] += cfg.sinr_inflation * own[i] * w / wsum
             return load
         for i in np.flatnonzero(asleep):
             nb = [(j, w) for j, w in zip(g.neighbours[i], g.weights[i], strict=True) if not asleep[j]]

@@ -2,6 +2,8 @@
 
 - :class:`SeasonalNaive`: the value at the same time of day on the most recent observed day
   (Hyndman & Athanasopoulos, FPP3 ch. 5.2), what a planner reads off yesterday's dashboard.
+- :class:`SimilarDayNaive`: the same on the most recent day of the target's calendar class
+  (weekday / weekend), so a Monday is read off Friday, not Sunday (the similar-day method).
 - :class:`ETSForecaster`: Holt-Winters exponential smoothing with additive error and additive daily
   seasonality, no trend, ETS(A,N,A) (FPP3 ch. 8.3), fitted per series by statsmodels
   (``statsmodels.tsa.holtwinters.ExponentialSmoothing``). Smoothing parameters and initial states are
@@ -21,7 +23,7 @@ import numpy as np
 
 from mobileai.ai4net.forecast.base import Forecast, check_split
 from mobileai.ai4net.forecast.data import SeriesFrame
-from mobileai.ai4net.forecast.features import build_design, training_pairs
+from mobileai.ai4net.forecast.features import build_design, is_weekend, training_pairs
 
 
 def _ffill(x: np.ndarray) -> np.ndarray:
@@ -59,6 +61,34 @@ class SeasonalNaive:
         last = np.stack([_ffill(v[:, j]) for j in range(v.shape[1])], axis=1)[o]
         out = np.where(np.isfinite(out), out, last[:, None, :])
         return Forecast(out, o)
+
+
+class SimilarDayNaive:
+    """Seasonal naive over days of the target's calendar class (weekday / weekend): ŷ(o + h) is the
+    value at the same time on the most recent observed day of that class among the last 8 (so a
+    Monday is forecast from Friday); falls back to :class:`SeasonalNaive` where none is observed.
+    The similar-day method of load forecasting (T. Hong, S. Fan, Int. J. Forecasting 32(3), 2016)."""
+
+    name = "similar_day"
+
+    def fit(self, frame: SeriesFrame, fit_end: int, val_end: int, horizon: int) -> SimilarDayNaive:
+        return self
+
+    def predict(self, frame: SeriesFrame, origins: np.ndarray, horizon: int) -> Forecast:
+        v, D = frame.values, frame.steps_per_day
+        o = np.asarray(origins, dtype=np.int64)
+        h = np.arange(1, horizon + 1)
+        t = o[:, None] + h[None, :]
+        t_weekend = is_weekend(frame, t)
+        out = np.full((len(o), horizon, v.shape[1]), np.nan)
+        k0 = -(-h // D)
+        for extra in range(7, -1, -1):  # older to newer: the most recent similar day wins
+            idx = t - (k0 + extra)[None, :] * D
+            same = (is_weekend(frame, idx) == t_weekend) & (idx >= 0)
+            got = np.where(same[..., None], v[np.clip(idx, 0, None)], np.nan)
+            out = np.where(np.isfinite(got), got, out)
+        fallback = SeasonalNaive().predict(frame, o, horizon).mean
+        return Forecast(np.where(np.isfinite(out), out, fallback), o)
 
 
 class ETSForecaster:

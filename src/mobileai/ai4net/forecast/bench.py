@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from mobileai.ai4net.forecast.base import Forecast, targets
-from mobileai.ai4net.forecast.baselines import ETSForecaster, GBMForecaster, SeasonalNaive
+from mobileai.ai4net.forecast.baselines import ETSForecaster, GBMForecaster, SeasonalNaive, SimilarDayNaive
 from mobileai.ai4net.forecast.data import (
     BARCELONA_SITES,
     SeriesFrame,
@@ -85,6 +85,8 @@ def _say(progress: Progress, msg: str) -> None:
 def make_model(name: str, task: Task, config: NeuralConfig | None = None):  # type: ignore[no-untyped-def]
     if name == "seasonal_naive":
         return SeasonalNaive()
+    if name == "similar_day":
+        return SimilarDayNaive()
     if name == "ets":
         return ETSForecaster()
     if name == "gbm":
@@ -204,7 +206,8 @@ def run_twin_bench(
 ) -> dict:
     torch.set_num_threads(1)
     task = task or twin_task(kpi, progress=progress)
-    r = _public(evaluate_task(task, config, progress))
+    # the similar-day rule shows how much of a gain the calendar alone explains (twin: weekly cycle)
+    r = _public(evaluate_task(task, config, progress, (*MODELS, "similar_day")))
     gain = r["ours_vs_naive"]
     lo, hi = TWIN_TARGETS["coverage80"]
     r["targets"] = {

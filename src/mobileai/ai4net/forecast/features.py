@@ -12,7 +12,15 @@ forecasting", 2012) with the seasonal lags of Hyndman & Athanasopoulos, FPP3 ch.
 - seasonal lags: the target's time of day on the 3 most recent days that are already observed, their
   mean over up to 7 days, and (``weekly``) the same time one week earlier;
 - how today differs from yesterday at the origin (last hour vs. the same hour a day before);
-- the target's time of day (2 harmonics), day of week (``weekly``) and the horizon.
+- the target's time of day (2 harmonics), day of week (``weekly``) and the horizon;
+- the calendar class of the target's day (weekday / weekend: Saturday and Sunday) and the
+  *similar-day* lag, the target's time of day on the most recent observed day of the same class;
+  the seasonal reference the network corrects is the mean over the same-class days among the last
+  7 (all 7 when none is of that class). This is the similar-day method of load forecasting (days
+  of the same type are the references; T. Hong, S. Fan, "Probabilistic electric load forecasting:
+  a tutorial review", Int. J. Forecasting 32(3), 2016, sec. 3), and it needs no weekly lag: a
+  Monday is forecast from the last Friday even with 4 days of history. Office cells carry about
+  half their weekday traffic at weekends (docs/models.md, "Traffic variability").
 """
 
 from __future__ import annotations
@@ -62,6 +70,9 @@ def feature_names(weekly: bool) -> tuple[str, ...]:
         "tod_sin2",
         "tod_cos2",
         "horizon_days",
+        "target_weekend",
+        "lag_similar",
+        "lag_similar_ok",
     ]
     if weekly:
         names += ["lag_w1", "lag_w1_ok", "dow_sin", "dow_cos"]
@@ -76,6 +87,13 @@ def _window_mean(csum: np.ndarray, ccnt: np.ndarray, end: np.ndarray, width: int
     c = ccnt[end + 1] - ccnt[start]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(c > 0, s / np.maximum(c, 1), np.nan)
+
+
+def is_weekend(frame: SeriesFrame, idx: np.ndarray) -> np.ndarray:
+    """Whether step ``idx`` (any integers, also outside the frame) falls on a Saturday or Sunday."""
+    ns = frame.times[0].value + np.asarray(idx, dtype=np.int64).reshape(-1) * frame.step.value
+    dow = pd.DatetimeIndex(ns, tz=frame.times.tz).day_of_week.to_numpy()
+    return (dow >= 5).reshape(np.shape(idx))
 
 
 def build_design(frame: SeriesFrame, origins: np.ndarray, horizon: int, weekly: bool) -> Design:
@@ -119,6 +137,16 @@ def build_design(frame: SeriesFrame, origins: np.ndarray, horizon: int, weekly: 
     count = np.isfinite(seas).sum(axis=0)
     with np.errstate(invalid="ignore"):
         season_mean = np.where(count > 0, np.nansum(seas, axis=0) / np.maximum(count, 1), np.nan)
+    # similar days: the lags whose day has the target's calendar class (weekday / weekend)
+    t_weekend = is_weekend(frame, t)  # [O, H]
+    same = np.stack([is_weekend(frame, t - (d0 + k) * D) == t_weekend for k in range(SEASON_DAYS)])
+    sim = np.where(same[..., None], seas, np.nan)  # [K, O, H, N]
+    sim_count = np.isfinite(sim).sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        sim_mean = np.where(sim_count > 0, np.nansum(sim, axis=0) / np.maximum(sim_count, 1), np.nan)
+    first = np.argmax(np.isfinite(sim), axis=0)  # most recent observed similar day
+    lag_sim = np.take_along_axis(sim, first[None], axis=0)[0]
+    lag_sim_ok = np.isfinite(lag_sim).astype(np.float64)
     yday = _window_mean(csum, ccnt, o - D, q)
     yday = np.where((o - D)[:, None] >= 0, yday, np.nan)
     delta = m1 - norm(yday)
@@ -154,6 +182,9 @@ def build_design(frame: SeriesFrame, origins: np.ndarray, horizon: int, weekly: 
         per_series(np.sin(4 * np.pi * tod)),
         per_series(np.cos(4 * np.pi * tod)),
         per_series(np.broadcast_to(h[None, :] / D, (n_o, H)).astype(np.float64)),
+        per_series(t_weekend.astype(np.float64)),
+        np.nan_to_num(lag_sim, nan=0.0),
+        lag_sim_ok,
     ]
     if weekly:
         wk = norm(past(t - (-(-h // (7 * D))) * 7 * D))
@@ -165,7 +196,9 @@ def build_design(frame: SeriesFrame, origins: np.ndarray, horizon: int, weekly: 
             per_series(np.cos(2 * np.pi * dow)),
         ]
     X = np.clip(np.stack(cols, axis=-1), -50.0, 50.0).astype(np.float32)
-    seasonal_ref = np.where(count > 0, season_mean, per_horizon(recent_fill))
+    seasonal_ref = np.where(
+        sim_count > 0, sim_mean, np.where(count > 0, season_mean, per_horizon(recent_fill))
+    )
     base = np.stack([seasonal_ref, per_horizon(recent_fill)], axis=-1)
     target = np.where((t < T)[..., None], v[np.clip(t, 0, T - 1)], np.nan) / s3
     return Design(

@@ -31,7 +31,7 @@ from mobileai.ai4net.forecast.features import build_design, feature_names, train
 from mobileai.ai4net.forecast.intervals import apply_offset, cqr_offset
 
 QUANTILES = (0.1, 0.5, 0.9)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: calendar-class (similar-day) features
 
 
 class NeuralConfig(BaseModel):

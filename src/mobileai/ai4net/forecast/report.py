@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-MODEL_ORDER = ("seasonal_naive", "ets", "gbm", "ours")
+MODEL_ORDER = ("seasonal_naive", "similar_day", "ets", "gbm", "ours")
 
 
 def _fmt(v: float) -> str:
