@@ -101,10 +101,14 @@ def benchmark(
     sc = power_fit.apply_fit(bench.bench_scenario(base, hours, None, step_ms, start_hour), fit)
     runs: dict[str, bench.RunScores] = {}
     makers: dict[str, Any] = {"always_on": None}
-    multi = _multi_layer(sc)
+    from mobileai.twin.layout import build_layout
+
+    cells = build_layout(sc)
+    multi = len(set(cells.carrier_ghz.tolist())) > 1  # a coverage + capacity layer
+    rule_cfgs: dict[str, ThresholdConfig] = {}  # every rule setting run, by policy name
     if "threshold" in policies:
-        rule_cfg = rule_config(multi, rule)
-        makers["threshold"] = lambda g, lay: ThresholdRule(g, rule_cfg, layers=lay)
+        rule_cfgs["threshold"] = rule_config(multi, rule)
+        makers["threshold"] = _rule_maker(rule_cfgs["threshold"])
     if "ours" in policies:
         makers["ours"] = lambda g, lay: ForecastOptimiser(g, persistence_forecaster(), layers=lay)
     if "ours_app" in policies:
@@ -115,8 +119,9 @@ def benchmark(
         pol, rl_source = rl_policy(base, fit, rl_model, out, progress)
         makers["rl"], rl_metrics = (lambda g, lay: pol.bind(g)), pol.metrics
     for setting in rule_sweep:  # last: the sweep refines the comparison, ours comes first
-        cfg_s = rule_config(multi, setting)
-        makers[sweep_name(setting)] = lambda g, lay, c=cfg_s: ThresholdRule(g, c, layers=lay)
+        name = sweep_name(setting)
+        rule_cfgs[name] = rule_config(multi, setting)
+        makers[name] = _rule_maker(rule_cfgs[name])
     wall = {}
     for name, make in makers.items():
         t0 = time.perf_counter()
@@ -138,7 +143,7 @@ def benchmark(
     cmp = {name: bench.compare(ref_run, r) for name, r in runs.items() if name != "always_on"}
     ours = cmp.get("ours", {})
     thr = cmp.get("threshold", {})
-    rules = {n: c for n, c in cmp.items() if n == "threshold" or n.startswith("threshold@")}
+    rules = {n: c for n, c in cmp.items() if n in rule_cfgs}
     eq = equal_qos(ours, rules)
     res: dict[str, Any] = {
         "energy_saved": {name: c["energy_saved"] for name, c in cmp.items()},
@@ -163,15 +168,13 @@ def benchmark(
         "targets": TARGETS,
         "targets_met": _targets_met(ours, thr, eq),
         "equal_qos": eq,
-        "rule_settings": {
-            n: _rule_setting(multi, rule if n == "threshold" else _parse_name(n)) for n in rules
-        },
+        "rule_settings": {n: _rule_setting(multi, rule_cfgs[n]) for n in rules},
         "power_fit": {
             "split": fit.split,
             "wmape_test_physical": fit.metrics["wmape_test"],
             "wmape_test_lightgbm": ref.get("wmape_test"),
             "energy_section": power_fit.energy_override(fit, base),
-            "per_cell_power": _per_cell_power(sc),
+            "per_cell_power": _per_cell_power(cells),
         },
         "setup": {
             "scenario": scenario,
@@ -196,22 +199,18 @@ def benchmark(
     return res
 
 
-def _per_cell_power(sc: Any) -> str | None:
-    """How many cells carry their own power parameters (they override ``energy_section``)."""
-    from mobileai.twin.layout import build_layout
+def _rule_maker(cfg: ThresholdConfig) -> Any:
+    """A closed-loop policy maker ``(graph, layers) -> ThresholdRule`` with settings ``cfg``."""
+    return lambda g, lay: ThresholdRule(g, cfg, layers=lay)
 
-    power = build_layout(sc).power
+
+def _per_cell_power(cells: Any) -> str | None:
+    """How many cells carry their own power parameters (they override ``energy_section``)."""
+    power = cells.power
     if power is None:
         return None
     n = int(power.isfinite().any(1).sum())
     return f"{n} cells use the cells CSV's power columns (layers.py: per-RU-type fit), not energy_section"
-
-
-def _multi_layer(sc: Any) -> bool:
-    """The scenario has cells on more than one carrier (a coverage + capacity layer)."""
-    from mobileai.twin.layout import build_layout
-
-    return len(set(build_layout(sc).carrier_ghz.tolist())) > 1
 
 
 def _targets_met(ours: dict[str, float], thr: dict[str, float], eq: dict[str, Any]) -> dict[str, bool]:
@@ -269,11 +268,6 @@ def sweep_name(setting: tuple[float, float]) -> str:
     return f"threshold@{setting[0]:g}:{setting[1]:g}"
 
 
-def _parse_name(name: str) -> tuple[float, float]:
-    off, on = name.split("@", 1)[1].split(":")
-    return float(off), float(on)
-
-
 def parse_sweep(text: str | None) -> tuple[tuple[float, float], ...]:
     """``"20:50,30:60"`` -> ((20, 50), (30, 60)); a malformed entry is a UserError."""
     if not text:
@@ -290,8 +284,8 @@ def parse_sweep(text: str | None) -> tuple[tuple[float, float], ...]:
     return tuple(out)
 
 
-def _rule_setting(multi_layer: bool, setting: tuple[float, float] | None) -> dict[str, float]:
-    cfg = rule_config(multi_layer, setting)
+def _rule_setting(multi_layer: bool, cfg: ThresholdConfig) -> dict[str, float]:
+    """The (off, on) thresholds a rule setting actually uses."""
     if multi_layer:
         return {"off_below_pct": cfg.layer_sleep_below_pct, "on_above_pct": cfg.layer_wake_above_pct}
     return {"off_below_pct": cfg.sleep_below_pct, "on_above_pct": cfg.wake_neighbour_above_pct}
