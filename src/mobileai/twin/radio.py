@@ -214,8 +214,8 @@ class RadioModel:
                     sdx[mixed], sdy[mixed], s_full[mixed], other[mixed], sd2d[mixed], h_full[mixed]
                 )
             # shadowing of the LOS and the NLOS branch of each link
-            sf_l = torch.where(cls == prop.LOS, sf_site, torch.where(mixed, sf_other, sf_site))
-            sf_n = torch.where(cls == prop.NLOS, sf_site, torch.where(mixed, sf_other, sf_site))
+            sf_l = torch.where(mixed & (cls != prop.LOS), sf_other, sf_site)
+            sf_n = torch.where(mixed & (cls != prop.NLOS), sf_other, sf_site)
         u1 = torch.remainder(ues.u_he.to(**f32)[:, None] + self._he_offsets[s_idx], 1.0)
 
         # cell-level geometry, path loss and antenna gain
