@@ -20,19 +20,12 @@ from mobileai.net4ai.simulator import (
     simulate,
 )
 from mobileai.net4ai.uplink import Trace, UplinkPredictor, replay_uplinks
+from test_net4ai_offload import toy_record
 
 DASHCAM = {
     "name": "dashcam", "model": "yolov3_tiny", "device": "robot", "deadline_ms": 100,
     "input_bytes": 60000, "arrival": {"kind": "periodic", "rate_hz": 10},
 }  # fmt: skip
-
-
-def _record(steps: int, n: int, rate: float) -> RadioRecord:
-    return RadioRecord(
-        dt=0.1, ul_bps=np.full((steps, n), rate), dl_bps=np.full((steps, n), 1e8),
-        site=np.zeros((steps, n), np.int64), site_x=np.cos(np.linspace(0, 6, 19)),
-        site_y=np.sin(np.linspace(0, 6, 19)), ue_ids=np.arange(n),
-    )  # fmt: skip
 
 
 def test_speed_filter_takes_only_ues_of_the_speed_class() -> None:
@@ -118,7 +111,7 @@ def test_a_mec_failing_after_dispatch_loses_the_task_unless_it_is_redispatched(p
         }
     )
     n = 30
-    radio = _record(900, n, 1e7)
+    radio = toy_record(900, n, 1e7)
     members = Members(np.arange(n), np.zeros(n, np.int64), ("robot",), np.zeros(n, np.int64))
     c = simulate(wl, members, radio, policy, seed=0).columns
     down = _outage_steps(wl, radio, 0)
@@ -148,7 +141,7 @@ def test_a_split_task_that_falls_back_runs_only_the_blocks_after_the_split() -> 
     wl = parse_workload({"classes": [{**DASHCAM, "device": "glasses", "privacy": "features_only",
                                       "min_split": 1, "deadline_ms": 1000}]})  # fmt: skip
     n, k = 1, 30
-    radio = _record(60, n, 2e7)
+    radio = toy_record(60, n, 2e7)
     radio.ul_bps[k - 1 :, 0] = 0.0  # the uplink is gone from step k - 1 on (an outage)
     compute = ComputeLayer.over_sites(wl.edge, radio.site_x, radio.site_y, 0)
     opt = build_options(list(wl.classes), compute.n_nodes)

@@ -194,7 +194,8 @@ def test_replay_keeps_trace_shape_at_twin_level() -> None:
     assert (out == 0).any()  # measured outages survive
 
 
-def _toy_record(steps: int, n: int, rate: float) -> RadioRecord:
+def toy_record(steps: int, n: int, rate: float) -> RadioRecord:
+    """A radio record with constant uplink ``rate`` for ``n`` UEs (also used by the mobility tests)."""
     return RadioRecord(
         dt=0.1, ul_bps=np.full((steps, n), rate), dl_bps=np.full((steps, n), 1e8),
         site=np.zeros((steps, n), np.int64), site_x=np.cos(np.linspace(0, 6, 19)),
@@ -208,7 +209,7 @@ def test_simulation_outcomes_are_consistent(policy: str) -> None:
     n = 9
     members = Members(np.arange(n), np.arange(n) % 3, ("glasses", "phone", "robot"),
                       np.array([0, 2, 1] * 3))  # fmt: skip
-    out = simulate(wl, members, _toy_record(120, n, 5e7), policy, seed=0)
+    out = simulate(wl, members, toy_record(120, n, 5e7), policy, seed=0)
     c = out.columns
     assert len(c["cls"]) > 100
     assert privacy_violations(c, wl) == 0
@@ -221,8 +222,8 @@ def test_simulation_outcomes_are_consistent(policy: str) -> None:
 def test_uplink_rate_bounds_latency_of_full_offload() -> None:
     wl = parse_workload({**WORKLOAD, "classes": [WORKLOAD["classes"][1]]})
     members = Members(np.arange(2), np.zeros(2, np.int64), ("robot",), np.zeros(2, np.int64))
-    fast = simulate(wl, members, _toy_record(100, 2, 1e8), "edge", seed=0).columns
-    slow = simulate(wl, members, _toy_record(100, 2, 2e6), "edge", seed=0).columns
+    fast = simulate(wl, members, toy_record(100, 2, 1e8), "edge", seed=0).columns
+    slow = simulate(wl, members, toy_record(100, 2, 2e6), "edge", seed=0).columns
     # 60 kB at 2 Mbit/s needs 240 ms: every task misses; at 100 Mbit/s most meet 100 ms
     assert slow["met"].mean() == 0.0
     assert fast["met"].mean() > 0.9
