@@ -197,3 +197,43 @@ def test_mobility_models_move_outdoor_ues_only_and_stay_in_the_area(model: str) 
     x_lo, x_hi, y_lo, y_hi = tw.mobility.box
     assert torch.all((tw.mobility.x >= x_lo - 1) & (tw.mobility.x <= x_hi + 1))
     assert torch.all((tw.mobility.y >= y_lo - 1) & (tw.mobility.y <= y_hi + 1))
+
+
+def _blocking(tw: Twin) -> tuple[float, float]:
+    t = table(tw)
+    return float(np.nansum(t["mobileai.SessionsBlocked"])), float(np.nansum(t["mobileai.SessionsNew"]))
+
+
+def test_a_cell_full_of_bulk_downloads_still_admits_non_gbr_sessions() -> None:
+    """Admission control blocks by GBR need, not by PRB use: full-buffer UEs keep every cell's
+    PRBs at 100 %, yet web sessions (5QI 9) all start."""
+    tw = Twin(small(traffic={"load_scale": 3.0, "service_mix": {"full_buffer": 0.3, "embb_web": 0.7}}))
+    tw.run(60)
+    assert np.nanmean(table(tw)["RRU.PrbUsedDl"]) > 90
+    blocked, new = _blocking(tw)
+    assert new > 20 and blocked == 0
+
+
+def test_gbr_sessions_are_blocked_when_their_cell_cannot_guarantee_them() -> None:
+    """4 Mbit/s uplink camera streams (5QI 71, GBR) need a large share of a 100 MHz TDD cell's
+    UL: some cells' GBR need reaches the limit and further streams are refused; a stricter limit
+    refuses more."""
+    mix = {"traffic": {"load_scale": 10.0, "service_mix": {"ai_camera_ul": 0.5, "embb_web": 0.5}}}
+    radio = {"scenario": "uma", "carrier_ghz": 3.5, "bandwidth_mhz": 100, "subcarrier_spacing_khz": 30}
+    strict = Twin(small(**mix, radio=radio, ran={"admission_gbr_prb_limit": 0.1}))
+    loose = Twin(small(**mix, radio=radio, ran={"admission_gbr_prb_limit": 1.0}))
+    strict.run(60)
+    loose.run(60)
+    (b_strict, n_strict), (b_loose, n_loose) = _blocking(strict), _blocking(loose)
+    assert n_strict > 0 and b_loose < b_strict
+    assert n_loose > n_strict
+
+
+def test_session_cap_limits_sessions_per_cell() -> None:
+    capped = Twin(small(ran={"admission_max_sessions": 1}))
+    capped.run(30)
+    blocked, _ = _blocking(capped)
+    assert blocked > 0
+    free = Twin(small())
+    free.run(30)
+    assert _blocking(free)[0] < blocked

@@ -36,7 +36,7 @@ from mobileai.twin.config import Scenario, load_scenario
 #: Default cache folder (relative to the working directory), next to the run directories.
 DEFAULT_CACHE = Path("runs/cache/history")
 #: Bumped whenever the twin's dynamics change what a history contains (invalidates caches).
-HISTORY_VERSION = 3
+HISTORY_VERSION = 4
 TABLES = ("kpis", "events", "cells")
 
 

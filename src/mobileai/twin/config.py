@@ -393,8 +393,19 @@ class RanConfig(_Strict):
     )
     ul_alpha: float = Field(0.8, ge=0, le=1, description="UL fractional path-loss compensation alpha.")
     bs_noise_figure_db: float = Field(5.0, ge=0, le=15, description="gNB receiver noise figure, dB.")
-    admission_prb_limit: float = Field(
-        0.98, gt=0, le=1, description="New sessions are blocked above this PRB use."
+    admission_gbr_prb_limit: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="Radio admission control: a new GBR session (5QI of GBR type) is blocked while "
+        "its cell's GBR flows need this share of the DL or UL PRBs or more. Non-GBR sessions are "
+        "not blocked by load (PF shares the PRBs).",
+    )
+    admission_max_sessions: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Most UEs in session per cell (a connected-user capacity); default: no cap.",
     )
     layer_priority: LayerPriorityConfig = Field(
         default_factory=LayerPriorityConfig,

@@ -71,7 +71,7 @@ KPI_DEFINITIONS: dict[str, tuple[str, str, str]] = {
     "mobileai.SessionsNew": ("count", "sessions started", "ours"),
     "mobileai.SessionsBlocked": (
         "count",
-        "sessions refused by admission control (PRB use above limit)",
+        "sessions refused by admission control (GBR need, session cap) or arriving out of service",
         "ours",
     ),
     "mobileai.SessionsDropped": ("count", "sessions lost to RLF", "ours"),

@@ -230,6 +230,7 @@ class Twin:
         self._eff = None
         self._noise_rise = torch.zeros(c.n, **f32)
         self._ul_iot_db = torch.zeros(c.n, **f32)
+        self._gbr_need = torch.zeros(c.n, **f32)  # PRB share the GBR flows need, per cell
         self._capped = False
         self._state_version = 0
         self._avail_cache_key = None
@@ -511,7 +512,7 @@ class Twin:
         if self.modulation is not None:
             cell_act = cell_act * self.modulation.factor(t)
         act = _take(cell_act, srv)
-        admit = connected & (_take(self.dl_util, srv) < ran.admission_prb_limit)
+        admit = connected & self._admission(srv)
         tstep = self.traffic.step(dt, act, admit)
         ok = connected & ~_take(eff.sleeping, srv)
         served_dl, served_ul, active_dl, active_ul = self._schedule(ok, srv, srv_sinr, srv_slot, eff, dt)
@@ -696,6 +697,24 @@ class Twin:
         slot = (cand == serving[:, None]).to(torch.uint8).argmax(1)
         self._srv_slot = self._srv_slot.index_copy(0, idx, slot)
 
+    def _admission(self, srv: torch.Tensor) -> torch.Tensor:
+        """Radio admission control (the RRM function of TS 38.300 / TS 36.300): whether a session
+        arriving now at each UE may start.
+
+        A GBR flow (GBR or delay-critical GBR 5QI, TS 23.501 Table 5.7.4-1) is admitted while its
+        cell's GBR flows need less than ``ran.admission_gbr_prb_limit`` of the DL or the UL PRBs
+        (the need of each is its guaranteed bit rate over its full-band rate, as measured by the
+        last scheduling pass); non-GBR sessions share the PRBs under PF and are only limited by
+        ``ran.admission_max_sessions`` UEs in session per cell, when set. A cell busy with one
+        bulk download therefore still admits sessions, as a real RAN does."""
+        ran = self.sc.ran
+        tr = self.traffic
+        admit = torch.where(tr.gbr, _take(self._gbr_need, srv) < ran.admission_gbr_prb_limit, True)
+        if ran.admission_max_sessions is not None:
+            n = torch.zeros(self.n_cells, device=self.device).index_add_(0, srv, tr.in_session.float())
+            admit = admit & (_take(n, srv) < ran.admission_max_sessions)
+        return admit
+
     def _schedule(
         self,
         ok: torch.Tensor,
@@ -783,6 +802,11 @@ class Twin:
             torch.where(ul, 1, ran.max_layers),
             fraction.index_select(0, idx),
         )
+        # PRB share the GBR flows need (admission control), per cell, the larger of DL and UL
+        need = (self.traffic.gfbr_bps.index_select(0, idx) / rate.clamp(min=1.0)).clamp_(max=1.0)
+        need_cd = torch.zeros(2 * self.n_cells, device=self.device)
+        need_cd.index_add_(0, cell + ul * self.n_cells, need)
+        self._gbr_need = need_cd.view(2, self.n_cells).amax(0)
         cap = self._slice_cap
         group = cell * len(SLICES) + self.traffic.slice.index_select(0, ue) + ul * cap.numel()
         served, used = scheduler.pf_share(

@@ -11,7 +11,8 @@ Every UE runs one service of :data:`~mobileai.twin.config.SERVICES` (shares from
   FTP/HTTP models of 3GPP TR 36.814 Annex A and 3GPP2 C.R1002 have the same structure (survey:
   J. Navarro-Ortiz et al., "A survey on 5G usage scenarios and traffic models", IEEE Commun.
   Surveys & Tutorials 22(2), 2020). A session arriving where ``admit`` is False is *blocked*
-  (counted, not started), as an admission-controlled RAN does.
+  (counted, not started), as an admission-controlled RAN does (the engine decides ``admit``:
+  radio admission control of GBR flows by their PRB need, and an optional cap on sessions).
 - **Session durations** are exponential with mean ``mean_session_s`` (memoryless, so each step
   ends a session with probability 1 - exp(-dt / mean)). ``math.inf`` means always on (mMTC,
   URLLC control, full buffer): such UEs start in session and only leave it on radio link
@@ -69,6 +70,7 @@ import numpy as np
 import torch
 
 from mobileai.twin.config import CELL_TYPES, SERVICES, TrafficConfig, VariabilityConfig
+from mobileai.twin.fiveqi import is_gbr
 
 SLICES: tuple[str, ...] = ("embb", "urllc", "mmtc", "ai")
 
@@ -278,8 +280,10 @@ class Traffic:
 
     Attributes (tensors of shape [U] on ``device``): ``service`` (int64 index into SERVICES),
     ``slice`` (int64 index into SLICES), ``five_qi`` (int64), ``delay_budget_s`` (float32,
-    the 5QI packet delay budget), ``in_session`` (bool), ``dl_buffer_bits`` and
-    ``ul_buffer_bits`` (float32 views of one [2, U] tensor).
+    the 5QI packet delay budget), ``gbr`` (bool: a GBR or delay-critical GBR 5QI, TS 23.501
+    Table 5.7.4-1), ``in_session`` (bool), ``dl_buffer_bits`` and ``ul_buffer_bits`` (float32
+    views of one [2, U] tensor); ``gfbr_bps`` [2U] float32 holds each GBR flow's guaranteed
+    bit rate (its constant bit rate; 0 for non-GBR), DL entries then UL entries.
 
     The engine folds ``cfg.load_scale`` into ``activity``; this class does not apply it again.
     """
@@ -326,6 +330,10 @@ class Traffic:
             )
 
         self._cbr_bps = pair("dl_rate_bps", "ul_rate_bps")
+        # guaranteed flows (GBR and delay-critical GBR 5QIs) and their guaranteed flow bit rate:
+        # the constant bit rate of the service, flattened DL then UL for the engine's [2U] passes
+        self.gbr = per_ue([float(is_gbr(p.five_qi)) for p in profiles]).bool().to(dev)
+        self.gfbr_bps = (self._cbr_bps * self.gbr.cpu()).reshape(-1).float().to(dev)
         self._burst_bits = pair("dl_burst_bits", "ul_burst_bits").float().to(dev)
         self._always_on = per_ue([float(math.isinf(p.mean_session_s)) for p in profiles]).bool().to(dev)
         self._full = per_ue([float(p.full_buffer) for p in profiles]).bool().to(dev)
