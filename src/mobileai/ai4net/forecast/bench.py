@@ -203,9 +203,10 @@ def run_twin_bench(
     progress: Progress = None,
     config: NeuralConfig | None = None,
     task: Task | None = None,
+    days: int = 4,
 ) -> dict:
     torch.set_num_threads(1)
-    task = task or twin_task(kpi, progress=progress)
+    task = task or twin_task(kpi, progress=progress, days=days)
     # the similar-day rule shows how much of a gain the calendar alone explains (twin: weekly cycle)
     r = _public(evaluate_task(task, config, progress, (*MODELS, "similar_day")))
     gain = r["ours_vs_naive"]
@@ -225,6 +226,7 @@ def run_twin_bench(
         },
     }
     r["kpi"] = kpi
+    r["history_days"] = task.frame.values.shape[0] // task.frame.steps_per_day
     return r
 
 

@@ -129,10 +129,14 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             Path | None,
             typer.Option(
                 help="Real data root (with barcelona-lte-pdcch/, milan-dgrn/), e.g. ../shared/data. "
-                "Default: the twin's 4-day dense-urban history."
+                "Default: the twin's dense-urban history (--days)."
             ),
         ] = None,
         kpi: Annotated[str, typer.Option(help="Twin KPI to forecast.")] = "DRB.PdcpSduVolumeDL",
+        days: Annotated[
+            int,
+            typer.Option(min=3, max=30, help="Days of the twin history (the last one is the test day)."),
+        ] = 4,
         federated: Annotated[bool, typer.Option(help="With --data: FedAvg / pooled / transfer runs.")] = True,
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
@@ -144,7 +148,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             err.print(f"[dim]{msg}[/dim]", highlight=False)
 
         if data is None:
-            result = run_twin_bench(kpi, progress=say)
+            result = run_twin_bench(kpi, progress=say, days=days)
             emit(result, as_json, format_twin(result))
         else:
             result = run_real_bench(data, progress=say, federated=federated)
