@@ -65,8 +65,7 @@ def measure(sc: Scenario, seconds: float, map_every_s: float = 0.5) -> dict[str,
     cap = tw.mobility.speed.cpu().double() * tw.dt * 1.001  # wrap-around jumps are not travel
 
     def strongest() -> torch.Tensor:
-        rsrp = tw.radio.links(tw._ues_now(moving), cell_active=tw._available())["rsrp_dbm"]
-        return rsrp.argmax(1).cpu()
+        return tw.best_server(moving).cpu()
 
     best = strongest()
     map_changes = torch.zeros(moving.numel())

@@ -273,6 +273,12 @@ class Twin:
         """Cells radiating now: active (awake), not in outage."""
         return self._avail_now(self.faults.effects(self.t))
 
+    def best_server(self, idx: torch.Tensor) -> torch.Tensor:
+        """Strongest radiating cell by RSRP over all cells, for UEs ``idx`` at their positions
+        now (the best-server map a drive test would draw; independent of the candidate lists,
+        filters and handover state)."""
+        return self.radio.links(self._ues_now(idx), cell_active=self._available())["rsrp_dbm"].argmax(1)
+
     def _refresh_candidates(self, initial: bool = False, idx: torch.Tensor | None = None) -> None:
         """Re-rank all cells for UEs ``idx`` (default all): a UE's neighbour measurements.
         The serving cell stays listed; filtered values carry over for cells that stay. With
