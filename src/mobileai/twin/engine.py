@@ -230,7 +230,8 @@ class Twin:
         self._eff = None
         self._noise_rise = torch.zeros(c.n, **f32)
         self._ul_iot_db = torch.zeros(c.n, **f32)
-        self._gbr_need = torch.zeros(c.n, **f32)  # PRB share the GBR flows need, per cell
+        self._gbr_need = torch.zeros((2, c.n), **f32)  # PRB share the GBR flows need, DL and UL
+        self._n_ul = torch.zeros(c.n + 1, **f32)  # UL-active UEs per cell in the last pass
         self._capped = False
         self._state_version = 0
         self._avail_cache_key = None
@@ -518,8 +519,7 @@ class Twin:
         if self.modulation is not None:
             cell_act = cell_act * self.modulation.factor(t)
         act = _take(cell_act, srv)
-        admit = connected & self._admission(srv)
-        tstep = self.traffic.step(dt, act, admit)
+        tstep = self.traffic.step(dt, act, lambda arrive: connected & self._admission(srv, srv_sinr, arrive))
         ok = connected & ~_take(eff.sleeping, srv)
         served_dl, served_ul, active_dl, active_ul = self._schedule(ok, srv, srv_sinr, srv_slot, eff, dt)
         self._served = (ok, served_dl, served_ul)
@@ -703,23 +703,71 @@ class Twin:
         slot = (cand == serving[:, None]).to(torch.uint8).argmax(1)
         self._srv_slot = self._srv_slot.index_copy(0, idx, slot)
 
-    def _admission(self, srv: torch.Tensor) -> torch.Tensor:
-        """Radio admission control (the RRM function of TS 38.300 / TS 36.300): whether a session
-        arriving now at each UE may start.
+    def _admission(self, srv: torch.Tensor, srv_sinr: torch.Tensor, arrive: torch.Tensor) -> torch.Tensor:
+        """Radio admission control (an RRM function of TS 38.300, as TS 36.300 for LTE): which of
+        the sessions arriving now (``arrive`` [U]) may start.
 
-        A GBR flow (GBR or delay-critical GBR 5QI, TS 23.501 Table 5.7.4-1) is admitted while its
-        cell's GBR flows need less than ``ran.admission_gbr_prb_limit`` of the DL or the UL PRBs
-        (the need of each is its guaranteed bit rate over its full-band rate, as measured by the
-        last scheduling pass); non-GBR sessions share the PRBs under PF and are only limited by
-        ``ran.admission_max_sessions`` UEs in session per cell, when set. A cell busy with one
-        bulk download therefore still admits sessions, as a real RAN does."""
+        A GBR flow (GBR or delay-critical GBR 5QI, TS 23.501 Table 5.7.4-1) is admitted when its
+        own PRB need plus what its cell's GBR flows need now stays within
+        ``ran.admission_gbr_prb_limit`` in DL and in UL. A flow's need is its guaranteed bit
+        rate over its full-band rate (the cell's flows: as measured by the last scheduling pass;
+        the new one: at its current SINR, UL at the power control of that pass). A running flow
+        whose radio got so bad that it alone needs more than the limit is no longer guaranteed
+        (TS 23.501 5.7.2.4 notification control) and reserves nothing. Non-GBR
+        sessions share the PRBs under PF and are only limited by ``ran.admission_max_sessions``
+        UEs in session per cell, when set; a cell busy with one bulk download still admits."""
         ran = self.sc.ran
         tr = self.traffic
-        admit = torch.where(tr.gbr, _take(self._gbr_need, srv) < ran.admission_gbr_prb_limit, True)
+        admit = torch.ones_like(arrive)
+        idx = (arrive & tr.gbr).nonzero().squeeze(1)
+        if idx.numel() > 0:
+            cell = srv.index_select(0, idx)
+            sinr_ul = self._ul_sinr_db(idx, cell, self._srv_slot, self._n_ul, self._ul_iot_db)
+            own = self._gbr_flow_need(idx, cell, srv_sinr.index_select(0, idx), sinr_ul)
+            fits = ((own + self._gbr_need[:, cell]) <= ran.admission_gbr_prb_limit).all(0)
+            admit.index_copy_(0, idx, fits)
         if ran.admission_max_sessions is not None:
             n = torch.zeros(self.n_cells, device=self.device).index_add_(0, srv, tr.in_session.float())
             admit = admit & (_take(n, srv) < ran.admission_max_sessions)
         return admit
+
+    def _gbr_flow_need(
+        self, ue: torch.Tensor, cell: torch.Tensor, sinr_dl: torch.Tensor, sinr_ul: torch.Tensor
+    ) -> torch.Tensor:
+        """Share of its cell's DL and UL PRBs [2, n] each GBR flow of UEs ``ue`` needs for its
+        guaranteed bit rate at the given SINRs (above 1: not even all of them suffice)."""
+        ran, scs = self.sc.ran, self.sc.radio.subcarrier_spacing_khz
+        n_rb, tdd = _take(self.n_rb, cell), _take(self.tdd_dl, cell)
+        rate = torch.stack(
+            (
+                linkadapt.peak_rate_bps(sinr_dl, n_rb, scs, ran.control_overhead, ran.max_layers, tdd),
+                linkadapt.peak_rate_bps(sinr_ul, n_rb, scs, ran.control_overhead, 1, 1.0 - tdd),
+            )
+        )
+        gfbr = self.traffic.gfbr_bps.view(2, -1).index_select(1, ue)
+        return gfbr / rate.clamp(min=1.0)
+
+    def _ul_sinr_db(
+        self,
+        ue: torch.Tensor | None,
+        cell: torch.Tensor,
+        srv_slot: torch.Tensor,
+        n_ul: torch.Tensor,
+        iot_db: torch.Tensor,
+    ) -> torch.Tensor:
+        """UL SINR per PRB (dB) of UEs ``ue`` (None: all) served by ``cell``: open-loop power
+        control per PRB (TS 38.213 7.1.1) over the UE's expected share of its cell's PRBs
+        (``n_ul`` [C] UL-active UEs per cell), path loss from the serving candidate's coupling
+        gain; ``iot_db`` [C] is the cell's noise rise, 1/(1 - 0.7 load) from its UL load plus
+        any interference fault."""
+        ran = self.sc.ran
+        if ue is None:
+            pl = -_at(self.cand_cg, self._rows_k + srv_slot)
+        else:
+            pl = -_at(self.cand_cg, self._rows_k.index_select(0, ue) + srv_slot.index_select(0, ue))
+        share_db = 10 * torch.log10(_take(self.n_rb, cell) / _take(n_ul, cell).clamp(min=1))
+        p_prb = torch.minimum(ran.ul_p0_dbm + ran.ul_alpha * pl, ran.ue_tx_power_dbm - share_db)
+        return p_prb - pl - self.noise_bs_prb_dbm - _take(iot_db, cell)
 
     def _schedule(
         self,
@@ -735,21 +783,18 @@ class Twin:
         Only UEs in service with data buffered can be served (the rest get 0 bits), so link
         adaptation and water-filling run on those few (typically 5 % of the UEs at the busy
         hour); ``ue_links()`` computes the peak rates of all UEs when asked."""
-        ran = self.sc.ran
         tr = self.traffic
         n_rb = _take(self.n_rb, srv)
         tdd = _take(self.tdd_dl, srv)
         active_dl = tr.dl_buffer_bits > 0
         # UL: open-loop power control per PRB (TS 38.213 7.1.1) over the UE's expected share of
         # the PRBs; noise rise 1/(1 - 0.7 load) from the cell's UL load, plus any interference fault
-        pl = -_at(self.cand_cg, self._rows_k + srv_slot)
         active_ul = tr.ul_buffer_bits > 0
         n_ul = torch.zeros(self.n_cells + 1, device=self.device).index_add_(
-            0, torch.where(active_ul, srv, torch.full_like(srv, self.n_cells)), torch.ones_like(pl)
+            0, torch.where(active_ul, srv, torch.full_like(srv, self.n_cells)), torch.ones_like(tdd)
         )
-        share_db = 10 * torch.log10(n_rb / _take(n_ul, srv).clamp(min=1))
-        p_prb = torch.minimum(ran.ul_p0_dbm + ran.ul_alpha * pl, ran.ue_tx_power_dbm - share_db)
-        sinr_ul = p_prb - pl - self.noise_bs_prb_dbm - _take(self._ul_iot_db, srv)
+        self._n_ul = n_ul
+        sinr_ul = self._ul_sinr_db(None, srv, srv_slot, n_ul, self._ul_iot_db)
         # DL and UL scheduled in one pass: the UL groups follow the DL groups
         served, used = self._pf_active(
             torch.cat((ok & active_dl, ok & active_ul)),
@@ -808,11 +853,14 @@ class Twin:
             torch.where(ul, 1, ran.max_layers),
             fraction.index_select(0, idx),
         )
-        # PRB share the GBR flows need (admission control), per cell, the larger of DL and UL
-        need = (self.traffic.gfbr_bps.index_select(0, idx) / rate.clamp(min=1.0)).clamp_(max=1.0)
-        need_cd = torch.zeros(2 * self.n_cells, device=self.device)
-        need_cd.index_add_(0, cell + ul * self.n_cells, need)
-        self._gbr_need = need_cd.view(2, self.n_cells).amax(0)
+        # PRB share the GBR flows need, per cell, DL and UL (admission control); a flow that alone
+        # needs more than the admission limit is not guaranteed (TS 23.501 5.7.2.4 notification
+        # control: it goes on best effort) and reserves nothing
+        need = self.traffic.gfbr_bps.index_select(0, idx) / rate.clamp(min=1.0)
+        need = torch.where(need <= self.sc.ran.admission_gbr_prb_limit, need, 0.0)
+        self._gbr_need = torch.zeros(2 * self.n_cells, device=self.device)
+        self._gbr_need.index_add_(0, cell + ul * self.n_cells, need)
+        self._gbr_need = self._gbr_need.view(2, self.n_cells)
         cap = self._slice_cap
         group = cell * len(SLICES) + self.traffic.slice.index_select(0, ue) + ul * cap.numel()
         served, used = scheduler.pf_share(

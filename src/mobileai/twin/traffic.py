@@ -64,6 +64,7 @@ tensor ops, no Python loop over UEs or services.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -393,16 +394,21 @@ class Traffic:
         u = torch.rand(self.n, dtype=torch.float64, generator=self.g)
         self.in_session = (u < p_on).to(self.device) | self._always_on
 
-    def step(self, dt_s: float, activity: torch.Tensor, admit: torch.Tensor) -> TrafficStep:
+    def step(
+        self,
+        dt_s: float,
+        activity: torch.Tensor,
+        admit: torch.Tensor | Callable[[torch.Tensor], torch.Tensor],
+    ) -> TrafficStep:
         """Advance ``dt_s`` seconds: session arrivals/blocking/ends, then add the new bits.
 
         ``activity`` [U] >= 0 multiplies each idle UE's session arrival rate; ``admit`` [U] bool
-        says whether a session arriving now may start.
+        says whether a session arriving now may start, or is a function of the arrivals mask [U]
+        returning that (admission control that looks at each arriving flow).
         """
         if dt_s != self._dt:
             self._set_dt(float(dt_s))
         self._check("activity", activity)
-        self._check("admit", admit, torch.bool)
         # One Exp(1) variate per UE per step, drawn on the CPU: E = -log(1 - U). While idle it is the
         # arrival clock; in session, the competing end and burst clocks: E < r_end dt ends the
         # session, r_end dt <= E < (r_end + r_burst) dt fires a burst (given no end, with
@@ -415,6 +421,9 @@ class Traffic:
         event = neg_e > torch.where(was_on, self._neg_end_dt, self._neg_arrival_dt * activity)
         arrive = event & ~was_on
         ended = event & was_on
+        if callable(admit):
+            admit = admit(arrive)
+        self._check("admit", admit, torch.bool)
         new = arrive & admit
         blocked = arrive ^ new
         cont = was_on ^ ended
