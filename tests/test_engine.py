@@ -237,3 +237,30 @@ def test_session_cap_limits_sessions_per_cell() -> None:
     free = Twin(small())
     free.run(30)
     assert _blocking(free)[0] < blocked
+
+
+def test_a_gbr_flow_the_cell_cannot_guarantee_is_refused_and_reserves_nothing() -> None:
+    """On a 5 MHz TDD carrier a 4 Mbit/s UL camera stream (5QI 71) needs more than every UL PRB
+    at almost any SINR: camera sessions are refused, while VoIP calls (5QI 1, 40 kbit/s) on the
+    same cells are admitted, since no camera reserves anything."""
+    from mobileai.twin.config import SERVICES
+    from mobileai.twin.traffic import Traffic
+
+    radio = {"scenario": "uma", "carrier_ghz": 3.5, "bandwidth_mhz": 5, "subcarrier_spacing_khz": 30}
+    mix = {"load_scale": 30.0, "service_mix": {"ai_camera_ul": 0.5, "voip": 0.5}}
+    tw = Twin(small(radio=radio, traffic=mix))
+    tried = {s: 0 for s in SERVICES}
+    refused = dict(tried)
+    step = tw.traffic.step
+
+    def counting(self: Traffic, *args):  # type: ignore[no-untyped-def]
+        out = step(*args)
+        for name, mask in (("tried", out.new_sessions | out.blocked), ("refused", out.blocked)):
+            for s in self.service[mask].tolist():
+                (tried if name == "tried" else refused)[SERVICES[s]] += 1
+        return out
+
+    tw.traffic.step = counting.__get__(tw.traffic)  # type: ignore[method-assign]
+    tw.run(60)
+    assert tried["ai_camera_ul"] > 5 and refused["ai_camera_ul"] >= 0.8 * tried["ai_camera_ul"]
+    assert tried["voip"] > 5 and refused["voip"] <= 0.2 * tried["voip"]
