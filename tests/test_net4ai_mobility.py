@@ -169,9 +169,23 @@ def test_a_split_task_that_falls_back_runs_only_the_blocks_after_the_split() -> 
     cols.update({key: [np.zeros(1, bool)] for key in ("fell_back", "migrated")})
     links = (_Uplinks(radio.ul_bps, radio.dt), _Uplinks(radio.dl_bps, radio.dt))
     flight = _Flight(radio, *links, pred, UplinkPredictor(n, radio.dt), np.zeros(n), np.full(n, now + 5.0),
-                     fleet, dev, ref, compute, opt)  # fmt: skip
+                     np.zeros(n, np.int64), fleet, dev, ref, compute, opt)  # fmt: skip
     _continuity_check(flight, live, cols, now, k, np.zeros(n), np.zeros(n))
     assert cols["fell_back"][0][0] and cols["node"][0][0] == -1
     # the glasses run blocks [s, n) only: they already hold the features of block s - 1
     assert cols["done"][0][0] == pytest.approx(now + (full - pre) * ref / 50e9)
     assert cols["done"][0][0] < now + full * ref / 50e9 - 1e-3
+    # it was the UE's last upload: the uplink is free from now on
+    assert flight.ul_free[0] <= now
+    # the same fallback with a later upload (row 7) queued behind it: that upload keeps the air
+    # time it was given, so the uplink stays busy until it is through
+    live2 = {key: v.copy() for key, v in live.items()}
+    live2["done"][:] = now + 5.0
+    cols2 = {key: [np.zeros(1)] for key in ("done", "dev_energy_j", "up_bytes", "lost", "node", "k_from")}
+    cols2.update({key: [np.zeros(1, bool)] for key in ("fell_back", "migrated")})
+    flight.dev_free[:] = 0.0
+    flight.ul_free[:] = now + 5.0
+    flight.ul_last[:] = 7
+    _continuity_check(flight, live2, cols2, now, k, np.zeros(n), np.zeros(n))
+    assert cols2["fell_back"][0][0]
+    assert flight.ul_free[0] == pytest.approx(now + 5.0)

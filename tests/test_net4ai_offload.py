@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from mobileai.compute.nodes import ComputeLayer
 from mobileai.compute.profiles import reference_cpu_flops_per_s
 from mobileai.compute.workloads import parse_workload
+from mobileai.net4ai import offload
 from mobileai.net4ai.offload import POLICIES, DecisionInputs, build_options, decide
 from mobileai.net4ai.qoais import privacy_violations
 from mobileai.net4ai.qos import schedule_flows
@@ -152,6 +153,24 @@ def test_handover_restarts_the_rate_level_and_counts_handovers() -> None:
     assert pr.ho_rate_hz[0] > 0 and pr.ho_rate_hz[1] == 0
 
 
+def test_a_handover_interruption_does_not_leave_the_channel_in_outage() -> None:
+    """The outage in the interval of a handover is its interruption, over within the interval:
+    the next interval's outage probability stays near the good state's, while the same outage
+    without a handover (a coverage hole) keeps the rule-of-succession floor of 1/2."""
+    p = UplinkPredictor(2, 0.1)
+    for _ in range(50):
+        p.update(np.array([2e7, 2e7]))
+    p.update(np.array([0.0, 0.0]), handover=np.array([True, False]))
+    pr = p.predict()
+    assert pr.p_out[0] < 0.1
+    assert pr.p_out[1] >= 0.5
+    # it still counts as a good -> bad transition: it does hit transfers
+    q = UplinkPredictor(1, 0.1)
+    for _ in range(50):
+        q.update(np.array([2e7]))
+    assert p.predict().p_out[0] > q.predict().p_out[0]
+
+
 def test_radio_aware_keeps_tasks_off_an_uplink_in_outage() -> None:
     wl = parse_workload({**WORKLOAD, "classes": [WORKLOAD["classes"][1]]})
     rng = np.random.default_rng(0)
@@ -167,6 +186,68 @@ def test_radio_aware_keeps_tasks_off_an_uplink_in_outage() -> None:
     x.dev_flops = np.full(2, 3e10)
     d = decide("radio_aware", opt, x)
     assert opt.node[x.cls, d.option][1] < 0 and d.est_latency_s[1] < 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    soc=st.floats(0.0, 1.0),
+    energy_weight=st.floats(0.0, 1e3),
+    dev_power_w=st.floats(0.1, 50.0),
+    tx_power_w=st.floats(0.1, 10.0),
+    rate_bps=st.floats(8e6, 2e8),
+    sigma=st.floats(0.05, 0.3),
+    wait_dev_s=st.floats(0.0, 0.05),
+)
+def test_a_hopeless_device_loses_to_an_edge_option_that_can_make_it(
+    soc: float,
+    energy_weight: float,
+    dev_power_w: float,
+    tx_power_w: float,
+    rate_bps: float,
+    sigma: float,
+    wait_dev_s: float,
+) -> None:
+    """A dashcam frame on an embedded CPU (~102 ms for a 100 ms deadline) and an uplink that
+    carries its 60 kB in time: ours offloads it whatever the battery and the energy weight (the
+    device option has P(on time) = 0, the edge a real chance), even when sending costs more
+    energy than computing (10 W transmit against a 0.1 W device)."""
+    wl = parse_workload({**WORKLOAD, "classes": [WORKLOAD["classes"][1]]})
+    opt, x = _inputs(wl, 1, np.random.default_rng(0), np.array([rate_bps]))
+    x.dev_flops = np.array([40e9])  # the robot class's embedded CPU
+    x.wait_dev_s = np.array([wait_dev_s])
+    x.soc, x.dev_power_w, x.tx_power_w = np.array([soc]), np.array([dev_power_w]), np.array([tx_power_w])
+    x.sigma = np.array([sigma])
+    dev_s = x.wait_dev_s + opt.dev_cpu_s[0, 0] * x.ref_flops / x.dev_flops
+    assert dev_s[0] > x.deadline_s[0]  # the device cannot make it
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(offload, "ENERGY_WEIGHT", energy_weight)
+        d = decide("radio_aware", opt, x)
+    assert opt.node[0, d.option[0]] >= 0
+    assert d.p_meet[0] > 0.5 and d.est_latency_s[0] < x.deadline_s[0]
+
+
+def test_similar_on_time_chances_take_the_shorter_tail() -> None:
+    """Glasses whose SoC makes a 200 ms deadline (~49 ms) and a 400 Mbit/s uplink (the split's
+    401 kB in ~8 ms): with a narrow rate law the split wins on the shorter tail; with a wide one
+    (sigma 1.2: P(on time) 0.97, a tie with the device, and a *mean* latency below the device's) its 95 %
+    latency tail reaches past the device's latency, and the device wins."""
+    wl = parse_workload({**WORKLOAD, "classes": [{**WORKLOAD["classes"][0], "deadline_ms": 200}]})
+    opt, x = _inputs(wl, 2, np.random.default_rng(0), np.array([4e8, 4e8]))
+    x.sigma = np.array([0.05, 1.2])
+    x.soc = np.ones(2)
+    dev_s = opt.dev_cpu_s[0, 0] * x.ref_flops / x.dev_flops[0]
+    assert dev_s < 0.2
+    d = decide("radio_aware", opt, x)
+    node = opt.node[0, d.option]
+    assert node[0] >= 0 and d.est_latency_s[0] < dev_s
+    assert node[1] < 0
+    # the wide law's remote option: near-certain and shorter on average, but with the longer tail
+    # room for the blocks before the split only, not the whole model: remote only
+    assert opt.dev_model_bytes[0, 1] < opt.dev_model_bytes[0, 0]
+    x.dev_memory_bytes = np.full(2, opt.dev_model_bytes[0, 1])
+    r = decide("radio_aware", opt, x)
+    assert (opt.node[0, r.option] >= 0).all()
+    assert r.p_meet[1] >= 1.0 - offload.P_TIE and r.est_latency_s[1] < dev_s  # a tie on P
 
 
 def test_averaging_over_a_long_transfer_narrows_the_rate_law() -> None:

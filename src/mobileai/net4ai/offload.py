@@ -28,21 +28,39 @@ for each split point being a running minimum over the few nodes; no Python loop 
   :class:`~mobileai.net4ai.uplink.UplinkPredictor` (log-normal log R ~ N(mu, sigma^2), an outage
   probability conditioned on the UE's current outage state, a Gilbert-Elliott two-state channel),
   the UE's handover rate, every MEC and the cloud, node queues, device speed (thermal
-  throttling), memory and battery. It maximises the probability of meeting the deadline,
+  throttling), memory and battery. For each option it predicts the probability of meeting the
+  deadline,
 
       P(a + B/R <= D) = (1 - p_out) x (1 - lambda_ho x B E[1/R]) x Phi((mu - ln(B / (D - a))) / sigma),
 
   (the middle factor: no handover interruption during the transfer, Poisson handovers at rate
-  lambda_ho). Its score is P(on time) - ``LATENESS_WEIGHT`` x E[latency] / D - energy, with
-  E[latency] = a + B E[1/R] + p_out x E[outage left] (E[1/R] = exp(sigma^2/2 - mu) for a
-  log-normal R): a minimum expected cost decision with cost 1 for a missed deadline and 0.1 per
-  deadline of latency, so that when no option is likely to make it the least late one wins
-  (a late task does not pile onto a device that cannot keep up). The energy term (device compute
-  and transmit energy per device-only energy, weighted up when the battery is low) breaks
-  near-ties. The result's downlink time uses the predicted in-service downlink level
-  (``dl_level_bps``); the other policies use the downlink's recent mean (``dl_bps``), one
-  number. The simulator adds service continuity: uploads that degrade, stall in an outage or
-  cross a handover are re-decided and may fall back to the device.
+  lambda_ho; for the device option P is 1 or 0, its latency being known), and the latency tail
+  t_q = a + B exp(z_q sigma - mu) (+ the expected rest of an outage, or one interval for a
+  handover interruption, when the bad state is likelier than 1 - q), q = ``TAIL_Q`` = 0.95, with
+  the per-interval law turned into the law of the mean rate over the transfer (Fenton-Wilkinson).
+  The decision is chance-constrained (Charnes and Cooper, Management Science 1959; for
+  offloading e.g. Liu, Bennis and Poor, "Latency and reliability-aware task offloading and
+  resource allocation for mobile edge computing", IEEE Globecom Workshops 2017, who constrain
+  the probability of an excessive task queue instead of its mean), lexicographic in the
+  probability:
+
+  1. Eligible are the options whose P is within ``P_TIE`` (0.05) of the best option's P and at
+     least ``P_REAL`` (0.1, "a real chance": the rate needed lies inside the predictor's
+     calibrated 80 % interval or below it). An option with P ~ 0 thus loses to any option with
+     a real chance, whatever its energy or expected lateness (a dashcam frame whose embedded CPU
+     needs 102 ms for a 100 ms deadline goes to a MEC that can make it).
+  2. Among the eligible options the least t_q / D + energy wins (device compute and transmit
+     energy per device-only energy, ``ENERGY_WEIGHT`` deadlines each, more when the battery is
+     low): similar on-time chances, the shorter tail.
+  3. When no option has a real chance, every option is eligible and the same cost picks the
+     shortest tail: the least late option instead of a gamble on a small chance (a late frame
+     still has to be delivered).
+
+  The result's downlink time uses the predicted in-service downlink level (``dl_level_bps``);
+  the other policies use the downlink's recent mean (``dl_bps``), one number. The simulator
+  adds service continuity: uploads that degrade, stall in an outage or cross a handover are
+  re-decided and may fall back to the device. Neurosurgeon is the baseline (one bandwidth, one
+  MEC, the minimum latency estimate; Kang et al., ASPLOS 2017).
 """
 
 from __future__ import annotations
@@ -50,11 +68,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from mobileai.compute.nodes import DEVICE_CLASSES
 from mobileai.compute.profiles import ModelProfile, load_profile
 from mobileai.compute.workloads import TaskClass
+from mobileai.net4ai.uplink import INTERVAL
 
 POLICIES = ("device", "edge", "cloud", "neurosurgeon", "radio_aware")
 
@@ -63,13 +82,25 @@ POLICIES = ("device", "edge", "cloud", "neurosurgeon", "radio_aware")
 UL_ACCESS_S = 3.75e-3
 #: Mean downlink delay of a small result (half a TDD period plus one slot), s.
 DL_ACCESS_S = 1.75e-3
-#: Energy weight of the radio-aware score (probability units per device-only energy).
-ENERGY_WEIGHT = 0.02
-#: Weight of the expected latency (in deadlines) against the probability of meeting the deadline:
-#: a task ten deadlines late costs as much as one missed deadline. It makes the policy take the
-#: least expected latency when no option is likely to make it, instead of gambling on a small
-#: chance (a late frame still has to be delivered).
-LATENESS_WEIGHT = 0.1
+#: Latency quantile the radio-aware policy ranks its eligible options by (the tail, not the mean:
+#: the issue's target is the p95 end-to-end latency).
+TAIL_Q = 0.95
+#: Standard normal quantile of ``TAIL_Q``.
+Z_TAIL = float(ndtri(TAIL_Q))
+#: A "real chance" of meeting the deadline: the rate the option needs is inside the predictor's
+#: calibrated central interval (or below it), i.e. P(on time) >= (1 - INTERVAL) / 2 = 0.1. A
+#: smaller probability is the log-normal's extrapolated tail, beyond what the conformal width
+#: is calibrated on (:data:`~mobileai.net4ai.uplink.INTERVAL`).
+P_REAL = (1.0 - INTERVAL) / 2.0
+#: On-time probabilities closer than this are ties, ranked by the latency tail: 1 - TAIL_Q (the
+#: TAIL_Q quantile does not see what happens to the last 1 - TAIL_Q of the mass), above the
+#: predictor's measured calibration error (80 % intervals covering 0.76-0.77 on Cork 5G).
+P_TIE = 1.0 - TAIL_Q
+#: Energy weight among eligible options: deadlines of tail latency per device-only energy at a
+#: full battery, the exchange rate of the former expected-cost score (0.02 probability per
+#: device-only energy against 0.1 per deadline of latency). Any value >= 0 is valid: energy only
+#: ranks options that already passed the on-time probability test.
+ENERGY_WEIGHT = 0.2
 #: Below this battery state of charge the energy weight grows as 1 / soc.
 LOW_BATTERY = 0.2
 
@@ -354,7 +385,8 @@ def decide(policy: str, opt: OptionTable, x: DecisionInputs) -> Decision:
 
 
 def _radio_aware(opt: OptionTable, x: DecisionInputs, pt: _Parts) -> Decision:
-    """Maximise P(deadline met) - LATENESS_WEIGHT x E[latency] / D - energy (module docstring)."""
+    """Chance-constrained choice: the best on-time probability first, then the latency tail, then
+    energy (module docstring, "radio_aware")."""
     n = len(x.cls)
     rows = np.arange(n)
     d = x.deadline_s
@@ -369,14 +401,26 @@ def _radio_aware(opt: OptionTable, x: DecisionInputs, pt: _Parts) -> Decision:
     # sum of log-normals: Fenton-Wilkinson (IRE Trans. Commun. Syst. 1960) matches it with a
     # log-normal of the same mean, sigma_n^2 = ln(1 + (e^{sigma^2} - 1) / n) (independent
     # intervals), mu_n = mu + (sigma^2 - sigma_n^2) / 2.
-    mu = x.mu[:, None]
-    var = (x.sigma**2)[:, None]
+    mu0 = x.mu[:, None]
+    var0 = (x.sigma**2)[:, None]
+    b_med = pt.bits * np.exp(-mu0)  # transfer time at the median rate of one interval
     if x.rate_interval_s is not None:
-        n_int = np.maximum(pt.bits * np.exp(-mu) / x.rate_interval_s, 1.0)
-        var_n = np.log1p(np.expm1(np.minimum(var, 50.0)) / n_int)
-        mu = mu + 0.5 * (var - var_n)
-        var = var_n
-    sig = np.sqrt(var)
+        g = np.maximum(b_med / x.rate_interval_s, 1.0)  # n intervals
+        np.divide(np.expm1(np.minimum(var0, 50.0)), g, out=g)
+        g += 1.0  # exp(sigma_n^2)
+        var = np.log(g)
+        mu = mu0 + 0.5 * (var0 - var)
+        sig = np.sqrt(var)
+        # transfer time: mean E[1/R] = exp(sigma_n^2 / 2 - mu_n) for a log-normal R, and the
+        # TAIL_Q quantile exp(z_q sigma_n - mu_n) of the good state, from exp(-mu_n) =
+        # exp(-mu) exp(-sigma^2 / 2) exp(sigma_n^2 / 2)
+        b_med *= np.exp(-0.5 * var0)
+        tx_mean = b_med * g
+        tx_tail = b_med * np.exp(0.5 * var + Z_TAIL * sig)
+    else:
+        mu, sig = mu0, np.sqrt(var0)
+        tx_mean = b_med * np.exp(0.5 * var0)
+        tx_tail = b_med * np.exp(Z_TAIL * sig)
     # z = (mu - ln(B / slack)) / sigma, for remote options with time left
     live = pt.valid_rem & (slack > 0)
     z = np.log(np.where(live, slack, 1.0))
@@ -389,31 +433,48 @@ def _radio_aware(opt: OptionTable, x: DecisionInputs, pt: _Parts) -> Decision:
     p[mid] = ndtr(z[mid])
     p *= live
     p *= (1.0 - x.p_out)[:, None]
-    # expected transfer time: E[1/R] = exp(sigma^2 / 2 - mu) for a log-normal R, plus the expected
-    # rest of an outage if the next interval is one
-    tx_mean = pt.bits * np.exp(0.5 * var - mu)
     if x.ho_rate_hz is not None:
         # no handover interruption during the transfer (Poisson handovers), first order
-        p *= np.maximum(1.0 - tx_mean * x.ho_rate_hz[:, None], 0.0)
-    lat = pt.a_rem + tx_mean
-    if x.outage_left_s is not None:
-        lat += (x.p_out * x.outage_left_s)[:, None]
-    p_dev = (pt.a_dev <= d).astype(np.float64)
-    # score = P(on time) - energy (battery-weighted, per device-only energy) - lateness penalty
+        p_ho = np.minimum(tx_mean * x.ho_rate_hz[:, None], 1.0)
+        p *= 1.0 - p_ho
+        p_bad = p_ho + x.p_out[:, None]  # outage or handover in the transfer (union bound)
+    else:
+        p_bad = np.broadcast_to(x.p_out[:, None], p.shape)
+    # the TAIL_Q quantile falls into the bad state when that state is likelier than 1 - TAIL_Q:
+    # then it waits out the expected rest of an outage (or one interval, a handover interruption)
+    q_bad = 1.0 - TAIL_Q
+    stall_out = x.outage_left_s if x.outage_left_s is not None else np.zeros(n)
+    stall = np.where(x.p_out > q_bad, stall_out, x.rate_interval_s or 0.0)
+    p = np.where(pt.valid_rem, p, -1.0)
+    p_dev = np.where(pt.valid_dev, (pt.a_dev <= d).astype(np.float64), -1.0)
+    # 1. eligibility on the on-time probability (chance constraint)
+    p_star = p_dev.copy()
+    for j in range(p.shape[1]):  # short axis: a running maximum beats a reduction
+        np.maximum(p_star, p[:, j], out=p_star)
+    floor = np.where(p_star >= P_REAL, np.maximum(p_star - P_TIE, P_REAL), -0.5)
+    # 2. among the eligible: the latency tail in deadlines + energy (battery-weighted, per
+    # device-only energy)
     w = ENERGY_WEIGHT * np.where(x.soc < LOW_BATTERY, LOW_BATTERY / np.maximum(x.soc, 0.02), 1.0)
-    e_ref = np.maximum(pt.t_dev * x.dev_power_w, 1e-9)
-    e_rem = (pt.t_pre * x.dev_power_w[:, None] + tx_mean * x.tx_power_w[:, None]) * (w / e_ref)[:, None]
-    lat_w = LATENESS_WEIGHT / d
-    score = p - e_rem - lat * lat_w[:, None]
-    score[~pt.valid_rem] = -np.inf
-    i = np.argmax(score, axis=1)
-    s_rem = score[rows, i]
-    s_dev = np.where(pt.valid_dev, p_dev - w - pt.a_dev * lat_w, -np.inf)
-    use_dev = (s_dev >= s_rem) | ~np.isfinite(s_rem)
+    w_e = w / np.maximum(pt.t_dev * x.dev_power_w, 1e-9)
+    inv_d = 1.0 / d
+    cost = pt.a_rem + tx_tail
+    cost += (p_bad > q_bad) * stall[:, None]
+    cost *= inv_d[:, None]
+    cost += pt.t_pre * (x.dev_power_w * w_e)[:, None]
+    cost += tx_mean * (x.tx_power_w * w_e)[:, None]
+    cost = np.where(p >= floor[:, None], cost, np.inf)
+    i = np.argmin(cost, axis=1)
+    c_rem = cost[rows, i]
+    c_dev = np.where(p_dev >= floor, pt.a_dev * inv_d + w, np.inf)
+    use_dev = (c_dev <= c_rem) | ~np.isfinite(c_rem)
     node = pt.node_best[rows, i]
     col = np.where(use_dev, 0, _column(opt, i, node))
-    est = np.where(use_dev, pt.a_dev, lat[rows, i])
-    p_best = np.where(use_dev, p_dev, p[rows, i])
+    # the policy's own estimate: the expected latency of the chosen option
+    lat = pt.a_rem[rows, i] + tx_mean[rows, i]
+    if x.outage_left_s is not None:
+        lat += x.p_out * x.outage_left_s
+    est = np.where(use_dev, pt.a_dev, lat)
+    p_best = np.maximum(np.where(use_dev, p_dev, p[rows, i]), 0.0)
     return Decision(col, est, p_best)
 
 

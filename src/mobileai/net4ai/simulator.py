@@ -7,7 +7,9 @@
 2. :func:`simulate` plays the workload for one policy over that record. Per step: MEC queues,
    background load and failures advance; the predictor sees the finished step only (the rate left
    to the AI tensors after the UE's higher-priority side flows, and whether the UE handed over);
-   tasks that arrived in the step are decided in one vectorised call; their outcome is realised on
+   tasks that arrived in the step are decided in one vectorised call (each task draws its radio
+   access delays whatever the policy does with it: common random numbers, so every policy sees
+   the same delays for the same task); their outcome is realised on
    the *recorded future* of their UE's radio (the uplink transfer integrates the per-step rate,
    FIFO per UE behind its earlier uploads; a raw upload starts at arrival, one after device
    blocks when the device has run them; the result integrates the recorded downlink the same
@@ -238,6 +240,7 @@ def simulate(
     deadline = np.array([tc.deadline_ms / 1e3 for tc in classes])
     dev_free = np.zeros(n_ue)
     ul_free = np.zeros(n_ue)
+    ul_last = np.full(n_ue, -1, np.int64)  # row of each UE's last upload (-1: none yet)
     cols: dict[str, list[np.ndarray]] = {
         k: []
         for k in (
@@ -267,7 +270,7 @@ def simulate(
     # in-flight uploads of the continuity check (task ids into the concatenated rows)
     live: dict[str, np.ndarray] = {}
     flight = _Flight(
-        radio, uplinks, downlinks, pred, pred_dl, dev_free, ul_free, fleet, dev, ref, compute, opt
+        radio, uplinks, downlinks, pred, pred_dl, dev_free, ul_free, ul_last, fleet, dev, ref, compute, opt
     )
     node_down = np.zeros((t_steps, compute.n_nodes), bool)  # a MEC's outages, per step
     rows_so_far = 0
@@ -357,6 +360,12 @@ def simulate(
         tx_from = t_arr.copy()
         tx_until = t_arr.copy()  # end of the planned transmission (energy of an abandoned one)
         rank = _rank_within(ue)
+        # common random numbers: every task draws its access delays whatever the policy does with
+        # it, so that all policies see the same delays for the same task
+        acc_ul = rng.exponential(UL_ACCESS_S, n)
+        acc_dl = rng.exponential(DL_ACCESS_S, n)
+        ids = rows_so_far + np.arange(n)
+        rows_so_far += n
         for r in range(int(rank.max()) + 1):
             m = np.flatnonzero(rank == r)
             u = ue[m]
@@ -375,13 +384,14 @@ def simulate(
             if not rem.any():
                 continue
             mr, ur = m[rem], u[rem]
-            access = rng.exponential(UL_ACCESS_S, len(mr))
+            access = acc_ul[mr]
             tx_start = np.maximum(dev_end[rem], ul_free[ur]) + access
             stuck = ~np.isfinite(tx_start)
             tx_end = np.full(len(mr), np.inf)
             tx_end[~stuck] = uplinks.finish(ur[~stuck], tx_start[~stuck], bits[mr][~stuck])
             tx_from[mr] = tx_start
             ul_free[ur] = np.where(np.isfinite(tx_end), tx_end, np.inf)  # stuck: busy to the end
+            ul_last[ur] = ids[mr]
             with np.errstate(invalid="ignore"):
                 tx_busy = np.where(
                     np.isfinite(tx_end), tx_end - tx_start, np.maximum(t_steps * dt - tx_start, 0.0)
@@ -412,7 +422,7 @@ def simulate(
             srv_end = arrive + wait + srv_t
             k2 = np.clip((np.where(np.isfinite(srv_end), srv_end, 0) / dt).astype(np.int64), 0, t_steps - 1)
             ow_dn = compute.one_way_s(radio.site[k2, ur])[np.arange(len(mr)), j]
-            res_at = srv_end + ow_dn + rng.exponential(DL_ACCESS_S, len(mr))
+            res_at = srv_end + ow_dn + acc_dl[mr]
             fin = np.full(len(mr), np.inf)
             ok = np.isfinite(res_at)
             fin[ok] = downlinks.finish(ur[ok], res_at[ok], opt.result_bytes[cls[mr][ok]] * 8.0)
@@ -423,8 +433,6 @@ def simulate(
             srv_s[mr] = srv_t
             net_s[mr] = ow_up + ow_dn + wait
         fleet.spend(compute_s_step, tx_s_step, dt)
-        ids = rows_so_far + np.arange(n)
-        rows_so_far += n
         for name, val in (
             ("cls", cls),
             ("ue", ue),
@@ -517,6 +525,7 @@ class _Flight:
     pred_dl: UplinkPredictor
     dev_free: np.ndarray
     ul_free: np.ndarray
+    ul_last: np.ndarray  # row of each UE's last upload: the uploads queue FIFO behind it
     fleet: DeviceFleet
     dev: dict[str, np.ndarray]
     ref: float
@@ -598,7 +607,10 @@ def _continuity_check(
         ug = ue[sel]
         t_dev = local_eta[go] - np.maximum(now, f.dev_free[ug])
         f.dev_free[ug] = local_eta[go]
-        f.ul_free[ug] = np.minimum(f.ul_free[ug], now)
+        # the uplink is free from now only if no upload of the UE queues behind this one (a
+        # later upload keeps its slot: freeing it would let the next task share its air time)
+        last = f.ul_last[ug] == live["id"][sel]
+        f.ul_free[ug] = np.where(last, np.minimum(f.ul_free[ug], now), f.ul_free[ug])
         compute_s_step[ug] += t_dev
         # the device computes the task; the radio stops sending now (not at the planned end)
         unsent_tx = np.maximum(live["tx_until"][sel] - now, 0.0) * dev["tx_power_w"][ug]
@@ -664,12 +676,18 @@ def _redispatch(
     """Re-send tasks ``idx`` in full to ``node`` and realise them on the recorded radio future."""
     u = live["ue"][idx]
     bits = live["bits"][idx]
-    start = np.full(len(idx), now + UL_ACCESS_S)
-    tx_end = f.uplinks.finish(u, start, bits)
+    # behind the UE's uploads queued after this one (FIFO), else from now
+    last = f.ul_last[u] == live["id"][idx]
+    start = np.where(last, now, np.maximum(f.ul_free[u], now)) + UL_ACCESS_S
+    tx_end = np.full(len(idx), np.inf)
+    can = np.isfinite(start)  # not behind an upload that never ends within the record
+    tx_end[can] = f.uplinks.finish(u[can], start[can], bits[can])
     fin_tx = np.isfinite(tx_end)
     busy = np.where(fin_tx, tx_end - start, np.maximum(f.radio.steps * f.radio.dt - start, 0.0))
+    busy = np.where(can, busy, 0.0)
     tx_s_step[u] += np.minimum(busy, f.radio.dt)
     f.ul_free[u] = np.maximum(f.ul_free[u], np.where(fin_tx, tx_end, np.inf))
+    f.ul_last[u] = live["id"][idx]
     k_end = np.clip((np.where(fin_tx, tx_end, 0.0) / f.radio.dt).astype(np.int64), 0, f.radio.steps - 1)
     after = _server_after_upload(f, live, idx, f.radio.site[k_end, u])[np.arange(len(idx)), node]
     c, o = live["cls"][idx], live["option"][idx]

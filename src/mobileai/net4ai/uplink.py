@@ -29,7 +29,9 @@ lasts), so once an outage has lasted r steps
 P(out | out) is at least r / (r + 1) (Laplace's rule of succession on the current run). After a
 handover the log-mean restarts from the first in-service sample in the new cell (the old cell's
 level says little about it), and the UE's handovers are counted (a Poisson rate, for the risk of
-an interruption during a transfer). The predictive law for the next interval is
+an interruption during a transfer). An outage in the interval of a handover is that handover's
+interruption, over within the interval: it counts as a good -> bad transition, but the channel
+is not left in the bad state after it. The predictive law for the next interval is
 log R ~ N(m, (k s)^2) with probability 1 - p_out, else 0. The scale factor k (one per UE: each
 UE's rate is its own time series) is
 adapted online so that the central 80 % interval covers 80 % of what follows: adaptive conformal
@@ -176,6 +178,13 @@ class UplinkPredictor:
         relevel = dip & (self.out_run[idx] >= self.relevel_run)
         dip &= ~relevel
         out = (r < OUTAGE_BPS) | dip
+        # a handover interruption (no rate in the interval of the handover) is over within the
+        # interval (on the twin 4,579 of 4,606 handover outages of the moving workload last one
+        # 100 ms step): it counts as a good -> bad transition (it does hit transfers), but it does
+        # not leave the channel in the bad state (else the succession floor below predicts a 50 %
+        # outage for the interval after every handover)
+        ho_now = np.zeros(len(idx), bool) if handover is None else np.asarray(handover, dtype=bool)
+        ge_out = out & ~(ho_now & (r < OUTAGE_BPS))
         # a handover starts a new rate level: the first in-service sample in the new cell
         # restarts the log-mean (the variance and the width factor are the UE's, kept)
         restart = self.fresh[idx] & ~out
@@ -219,8 +228,8 @@ class UplinkPredictor:
         self.n_in_out[idx] = np.where(was_in, self.n_in_out[idx] * keep + out, self.n_in_out[idx])
         self.n_out[idx] = np.where(was_out, self.n_out[idx] * keep + 1.0, self.n_out[idx])
         self.n_out_out[idx] = np.where(was_out, self.n_out_out[idx] * keep + out, self.n_out_out[idx])
-        self.last_out[idx] = out
-        self.out_run[idx] = np.where(out, self.out_run[idx] + 1.0, 0.0)
+        self.last_out[idx] = ge_out
+        self.out_run[idx] = np.where(ge_out, self.out_run[idx] + 1.0, 0.0)
         if handover is not None:
             rate_now = np.asarray(handover, dtype=np.float64) / self.dt
             self.ho_rate[idx] += self.a_event * (rate_now - self.ho_rate[idx])
