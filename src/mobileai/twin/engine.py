@@ -787,8 +787,7 @@ class Twin:
         n_rb = _take(self.n_rb, srv)
         tdd = _take(self.tdd_dl, srv)
         active_dl = tr.dl_buffer_bits > 0
-        # UL: open-loop power control per PRB (TS 38.213 7.1.1) over the UE's expected share of
-        # the PRBs; noise rise 1/(1 - 0.7 load) from the cell's UL load, plus any interference fault
+        # UL: each UL-active UE expects its share of the cell's PRBs (power control, _ul_sinr_db)
         active_ul = tr.ul_buffer_bits > 0
         n_ul = torch.zeros(self.n_cells + 1, device=self.device).index_add_(
             0, torch.where(active_ul, srv, torch.full_like(srv, self.n_cells)), torch.ones_like(tdd)
