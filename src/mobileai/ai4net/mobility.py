@@ -313,10 +313,10 @@ class MroRule:
             self.opts.assumed_ttt_ms if ttt is None else float(ttt),
         )
 
-    def _step(self, cell: str, up: bool) -> tuple[float, float]:
-        """One step later (``up``) or earlier, inside the bounds and (later) the cell's ceiling."""
+    def _step(self, cell: str, hys: float, ttt: float, up: bool) -> tuple[float, float]:
+        """One step later (``up``) or earlier from the cell's setting (``hys``, ``ttt``), inside
+        the bounds and (later) the cell's ceiling."""
         o = self.opts
-        hys, ttt = self._setting(cell)
         (hlo, hhi), (tlo, thi) = o.hysteresis_range_db, o.ttt_range_ms
         if up and cell in self._ceiling:
             hhi, thi = min(hhi, self._ceiling[cell][0]), min(thi, self._ceiling[cell][1])
@@ -338,7 +338,7 @@ class MroRule:
             d = f.detail
             counts = f"over {d['mobility_events']:.0f} mobility events"
             if f.kind == "too_late":
-                new = self._step(f.cell, up=False)
+                new = self._step(f.cell, hys, ttt, up=False)
                 why = f"failure ratio {d['failure_ratio']:.1%} > {o.failure_ratio:.1%} {counts}: too late"
             elif f.kind == "no_gain":
                 new = tuple(d["restore"])
@@ -351,7 +351,7 @@ class MroRule:
             elif f.kind == "too_early_blocked":
                 continue
             else:
-                new = self._step(f.cell, up=True)
+                new = self._step(f.cell, hys, ttt, up=True)
                 why = (
                     f"ping-pong ratio {d['ping_pong_ratio']:.1%} "
                     f"(lower bound {d['ping_pong_lower_bound']:.1%}, "
