@@ -736,16 +736,22 @@ class Twin:
     ) -> torch.Tensor:
         """Share of its cell's DL and UL PRBs [2, n] each GBR flow of UEs ``ue`` needs for its
         guaranteed bit rate at the given SINRs (above 1: not even all of them suffice)."""
-        ran, scs = self.sc.ran, self.sc.radio.subcarrier_spacing_khz
-        n_rb, tdd = _take(self.n_rb, cell), _take(self.tdd_dl, cell)
         rate = torch.stack(
-            (
-                linkadapt.peak_rate_bps(sinr_dl, n_rb, scs, ran.control_overhead, ran.max_layers, tdd),
-                linkadapt.peak_rate_bps(sinr_ul, n_rb, scs, ran.control_overhead, 1, 1.0 - tdd),
-            )
+            self._peak_rates(sinr_dl, sinr_ul, _take(self.n_rb, cell), _take(self.tdd_dl, cell))
         )
         gfbr = self.traffic.gfbr_bps.view(2, -1).index_select(1, ue)
         return gfbr / rate.clamp(min=1.0)
+
+    def _peak_rates(
+        self, sinr_dl: torch.Tensor, sinr_ul: torch.Tensor, n_rb: torch.Tensor, tdd_dl: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Full-band (DL, UL) rates, bit/s, at the given SINRs with ``n_rb`` PRBs and the TDD DL
+        share ``tdd_dl`` (TS 38.214 link adaptation; DL up to ``ran.max_layers``, UL one layer)."""
+        ran, scs = self.sc.ran, self.sc.radio.subcarrier_spacing_khz
+        return (
+            linkadapt.peak_rate_bps(sinr_dl, n_rb, scs, ran.control_overhead, ran.max_layers, tdd_dl),
+            linkadapt.peak_rate_bps(sinr_ul, n_rb, scs, ran.control_overhead, 1, 1.0 - tdd_dl),
+        )
 
     def _ul_sinr_db(
         self,
@@ -904,9 +910,7 @@ class Twin:
             raise RuntimeError("ue_links() needs at least one step")
         ok, sdl, sul = self._served
         sinr_dl, sinr_ul, n_rb, tdd = self._peak
-        ran, scs = self.sc.ran, self.sc.radio.subcarrier_spacing_khz
-        rdl = linkadapt.peak_rate_bps(sinr_dl, n_rb, scs, ran.control_overhead, ran.max_layers, tdd)
-        rul = linkadapt.peak_rate_bps(sinr_ul, n_rb, scs, ran.control_overhead, 1, 1.0 - tdd)
+        rdl, rul = self._peak_rates(sinr_dl, sinr_ul, n_rb, tdd)
         srv = self.serving
         out = {
             "serving": srv,
