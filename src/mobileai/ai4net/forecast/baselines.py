@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -39,6 +40,23 @@ def _ffill(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _latest_day(
+    v: np.ndarray, t: np.ndarray, D: int, keep: Callable[[np.ndarray], np.ndarray] | None = None
+) -> np.ndarray:
+    """Values [O, H, N] at targets ``t`` [O, H] on the most recent of the last 8 whole days back
+    that is observed (before the origin: at least ceil(h / D) days for horizon h = column + 1)
+    and, with ``keep``, whose step ``keep`` accepts; NaN where none is."""
+    h = np.arange(1, t.shape[1] + 1)
+    k0 = -(-h // D)
+    out = np.full((*t.shape, v.shape[1]), np.nan)
+    for extra in range(7, -1, -1):  # fill from older to newer so the most recent day wins
+        idx = t - (k0 + extra)[None, :] * D
+        ok = idx >= 0 if keep is None else keep(idx) & (idx >= 0)
+        got = np.where(ok[..., None], v[np.clip(idx, 0, None)], np.nan)
+        out = np.where(np.isfinite(got), got, out)
+    return out
+
+
 class SeasonalNaive:
     """ŷ(o + h) = y(o + h - k·day), the most recent observed day (k >= ceil(h / day)); the last observed
     value where no such day exists."""
@@ -52,12 +70,7 @@ class SeasonalNaive:
         v, D = frame.values, frame.steps_per_day
         o = np.asarray(origins, dtype=np.int64)
         h = np.arange(1, horizon + 1)
-        out = np.full((len(o), horizon, v.shape[1]), np.nan)
-        k0 = -(-h // D)
-        for extra in range(7, -1, -1):  # fill from older to newer so the most recent observed day wins
-            idx = o[:, None] + h[None, :] - (k0 + extra)[None, :] * D
-            got = np.where((idx >= 0)[..., None], v[np.clip(idx, 0, None)], np.nan)
-            out = np.where(np.isfinite(got), got, out)
+        out = _latest_day(v, o[:, None] + h[None, :], D)
         last = np.stack([_ffill(v[:, j]) for j in range(v.shape[1])], axis=1)[o]
         out = np.where(np.isfinite(out), out, last[:, None, :])
         return Forecast(out, o)
@@ -80,13 +93,7 @@ class SimilarDayNaive:
         h = np.arange(1, horizon + 1)
         t = o[:, None] + h[None, :]
         t_weekend = is_weekend(frame, t)
-        out = np.full((len(o), horizon, v.shape[1]), np.nan)
-        k0 = -(-h // D)
-        for extra in range(7, -1, -1):  # older to newer: the most recent similar day wins
-            idx = t - (k0 + extra)[None, :] * D
-            same = (is_weekend(frame, idx) == t_weekend) & (idx >= 0)
-            got = np.where(same[..., None], v[np.clip(idx, 0, None)], np.nan)
-            out = np.where(np.isfinite(got), got, out)
+        out = _latest_day(v, t, D, lambda idx: is_weekend(frame, idx) == t_weekend)
         fallback = SeasonalNaive().predict(frame, o, horizon).mean
         return Forecast(np.where(np.isfinite(out), out, fallback), o)
 
