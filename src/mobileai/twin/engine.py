@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from mobileai.errors import UserError
-from mobileai.twin import layers, linkadapt, scheduler
+from mobileai.twin import layers, linkadapt, measurement, scheduler
 from mobileai.twin.actions import (
     Action,
     ActionResult,
@@ -49,14 +49,15 @@ from mobileai.twin.config import CELL_TYPES, Scenario
 from mobileai.twin.counters import PeriodCounters
 from mobileai.twin.energy import STATE_NAMES, CellState, EnergyModel
 from mobileai.twin.faults import FaultInjector, build_fault_events
+from mobileai.twin.gather import at as _at
+from mobileai.twin.gather import take as _take
 from mobileai.twin.layout import Cells, build_layout, replicate
+from mobileai.twin.measurement import NEG
 from mobileai.twin.mobility import Mobility
 from mobileai.twin.nr import THERMAL_NOISE_DBM_PER_HZ, prb_count
 from mobileai.twin.radio import RadioModel, resolve_device
 from mobileai.twin.traffic import SLICES, Traffic, diurnal_factor, make_modulation
 from mobileai.twin.ues import UEs, drop_ues
-
-NEG = -1e9  # "no signal" in dBm
 
 
 @contextmanager
@@ -71,17 +72,6 @@ def _single_thread(device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-def _take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``values[index]`` for a 1-D ``values`` and an index of any shape (``index_select``: on
-    CPU several times cheaper than advanced indexing for the twin's few thousand elements)."""
-    return values.index_select(0, index.reshape(-1)).view(index.shape)
-
-
-def _at(values: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
-    """``values[rows, cols]`` of a 2-D tensor given the flat index ``rows * width + cols``."""
-    return values.reshape(-1).index_select(0, flat)
 
 
 @dataclass
@@ -456,57 +446,32 @@ class Twin:
         cand_ok, rsrp = self._cand_ok, self._rsrp
         if bool(self.oos.any()):
             self._reestablish(t)
-        srv_slot = self._srv_slot
-        at_srv = self._rows_k + srv_slot  # flat [U x K] index of each UE's serving candidate
-        # 3. L3 filtering of RSRP, a = 1/2^(k/4) (TS 38.331 5.5.3.2); one measurement per step
-        self.l3 = torch.where(
-            self.l3 > NEG / 2, self.l3.mul_(1 - self._l3_a).add_(rsrp, alpha=self._l3_a), rsrp
+        m = measurement.measure(
+            l3=self.l3,
+            rsrp=rsrp,
+            rx_mw=self._rx_mw,
+            rx_sum=self._rx_sum,
+            noise_mw=self._noise_mw,
+            cand_ok=cand_ok,
+            cand=self.cand,
+            srv_slot=self._srv_slot,
+            serving=self.serving,
+            dl_util=self.dl_util,
+            t310=self.t310,
+            a3_timer=self.a3_timer,
+            out_until=self.out_until,
+            oos=self.oos,
+            hysteresis_db=self.hysteresis_db,
+            ttt_s=self.ttt_s,
+            cio_db=self.cio_db if self._cio_active else None,
+            copy_of_ue=self._copy_of_ue,
+            prio=self._prio,
+            layer_cfg=ran.layer_priority,
+            p=self._thresholds(t),
         )
-        # serving SINR: data with load-weighted interference, control with fully loaded neighbours
-        srv_rx = _at(self._rx_mw, at_srv)
-        load = _take(self.dl_util, self.cand)
-        i_data = (self._rx_mw * load).sum(1) - srv_rx * _at(load, at_srv)
-        noise = _at(self._noise_mw, at_srv)
-        srv_ok = _at(cand_ok, at_srv)
-        srv_sinr = 10 * torch.log10(srv_rx / (i_data + noise) + 1e-30)
-        ctrl_lin = srv_rx / (self._rx_sum - srv_rx + noise)
-        self.sinr_db = srv_sinr
-        in_service = (self.out_until <= t) & ~self.oos
-        # 4. radio link monitoring: T310 runs while below Qout, stops above Qin
-        below = (ctrl_lin < self._qout_lin) | ~srv_ok
-        above = (ctrl_lin > self._qin_lin) & srv_ok
-        t310 = self.t310
-        # (a timer started in this step reads 0: it measures time since the first out-of-sync
-        # sample, so one bad sample never expires T310, whatever the step length)
-        starting = in_service & below & (t310 < 0)
-        t310 = torch.where((t310 >= 0) & above, torch.full_like(t310, -1.0), t310)
-        t310 = torch.where(t310 >= 0, t310 + dt, t310)
-        t310 = torch.where(starting, torch.zeros_like(t310), t310)
-        self.t310 = t310
-        rlf = in_service & (t310 >= self._t310_s)
-        # 5. event A3: Mn + Ocn - Hys > Mp + Off (Ofn = Ofp = Ocp = 0), held for TTT
-        srv_l3 = _at(self.l3, at_srv)
-        margin = self.l3 - (srv_l3 + _take(self.hysteresis_db, self.serving) + ran.a3_offset_db)[:, None]
-        if self._cio_active:
-            n_c = self.cells_per_copy
-            copy = self._copy_of_ue[:, None]
-            margin = margin + self.cio_db[copy, self.serving[:, None] % n_c, self.cand % n_c]
-        entering = margin > 0
-        if self._prio is not None:  # A4 up / A5 down the layer priorities (TS 38.331 5.5.4.5-6)
-            srv_prio = _take(self._prio, self.serving)
-            hys = _take(self.hysteresis_db, self.serving)
-            cand_prio = _take(self._prio, self.cand)
-            lp = ran.layer_priority
-            entering = layers.layer_entering(entering, self.l3, srv_l3, cand_prio, srv_prio, hys, lp)
-        entering = entering & cand_ok
-        entering.view(-1).index_fill_(0, at_srv, False)
-        # time the entering condition has held, from 0 at its first sample (TS 38.331 5.5.4.1)
-        held = torch.where(self.a3_timer >= 0, self.a3_timer + dt, torch.zeros_like(self.a3_timer))
-        self.a3_timer = torch.where(entering, held, torch.full_like(self.a3_timer, -1.0))
-        ready = in_service[:, None] & (self.a3_timer >= (_take(self.ttt_s, self.serving) - 1e-6)[:, None])
-        fire = entering & ready
-        do_ho = fire.any(1)
-        rlf = rlf & ~do_ho  # a handover due in the same step pre-empts T310 expiry (coarse steps)
+        self.l3, self.t310, self.a3_timer = m.l3, m.t310, m.a3_timer
+        self.sinr_db = srv_sinr = m.sinr_db
+        srv_slot, fire, do_ho, rlf = self._srv_slot, m.fire, m.do_ho, m.rlf
         if bool((do_ho | rlf).any()):
             self._mobility_events(do_ho, fire, rlf, t)
             srv_slot = self._srv_slot
@@ -570,6 +535,12 @@ class Twin:
         self.t = self.steps * dt
         if self.steps % self._steps_per_period == 0:
             self._close_period()
+
+    def _thresholds(self, t: float) -> measurement.Thresholds:
+        ran = self.sc.ran
+        return measurement.Thresholds(
+            self._l3_a, self._qout_lin, self._qin_lin, self._t310_s, ran.a3_offset_db, self.dt, t
+        )
 
     def _avail_now(self, eff) -> torch.Tensor:
         """Cells radiating now (cached; the key changes with state, wake-ups and outages)."""

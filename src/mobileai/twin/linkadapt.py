@@ -36,6 +36,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from mobileai.twin.gather import take as _take
+
 #: TS 38.214 Table 5.2.2.1-2 (4-bit CQI Table 1): CQI -> (modulation order Qm, code rate x 1024,
 #: efficiency in information bits per resource element and layer). CQI 0 is "out of range".
 CQI_TABLE: tuple[tuple[int, int, float], ...] = (
@@ -106,11 +108,6 @@ def _count_reached(s: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
     return torch.bucketize(s, thresholds, right=True)
 
 
-def _lookup(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``table[idx]`` for an index tensor of any shape (index_select is the fast gather)."""
-    return table.index_select(0, idx.reshape(-1)).view(idx.shape)
-
-
 class _Consts(NamedTuple):
     thr: torch.Tensor  # [15] CQI 1..15 thresholds
     thr_by_cqi: torch.Tensor  # [16] threshold of CQI c at index c (-inf for CQI 0)
@@ -168,13 +165,13 @@ def cqi_efficiency(cqi: torch.Tensor) -> torch.Tensor:
     ``cqi`` must hold integers 0..15.
     """
     cqi = torch.as_tensor(cqi)
-    return _lookup(_consts(cqi.device).eff, cqi.long())
+    return _take(_consts(cqi.device).eff, cqi.long())
 
 
 def cqi_sinr_threshold_db(cqi: torch.Tensor) -> torch.Tensor:
     """The 10 % BLER SINR threshold of each CQI (float32, dB); -inf for CQI 0."""
     cqi = torch.as_tensor(cqi)
-    return _lookup(_consts(cqi.device).thr_by_cqi, cqi.long())
+    return _take(_consts(cqi.device).thr_by_cqi, cqi.long())
 
 
 def _check_max_layers(max_layers: int | torch.Tensor) -> None:
@@ -198,7 +195,7 @@ def layers(sinr_db: torch.Tensor, max_layers: int | torch.Tensor) -> torch.Tenso
 
 
 def _bler(s: torch.Tensor, cqi: torch.Tensor, c: _Consts) -> torch.Tensor:
-    margin = s - _lookup(c.thr_by_cqi, cqi)  # CQI 0: +inf or NaN, set to 1 below
+    margin = s - _take(c.thr_by_cqi, cqi)  # CQI 0: +inf or NaN, set to 1 below
     out = torch.sigmoid(margin.mul_(-BLER_LOGIT_SLOPE_PER_DB).sub_(_LN9))
     return out.masked_fill_(cqi == 0, 1.0)
 
@@ -228,9 +225,9 @@ def link_adaptation(sinr_db: torch.Tensor, max_layers: int | torch.Tensor = 1) -
         return LinkAdaptation(*(torch.from_numpy(np.asarray(a)) for a in out))
     c = _consts(s.device)
     rank = _rank(s, c, max_layers)
-    s_layer = s - _lookup(c.split_db, rank)
+    s_layer = s - _take(c.split_db, rank)
     cqi = _count_reached(s_layer, c.thr)
-    eff = _lookup(c.eff, cqi)
+    eff = _take(c.eff, cqi)
     err = _bler(s_layer, cqi, c)
     return LinkAdaptation(rank, cqi, eff, err, (1.0 - err).mul_(eff).mul_(rank))
 
