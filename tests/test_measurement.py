@@ -68,7 +68,13 @@ def _state(seed: int, u: int, k: int, c: int, cio: bool, prio: bool) -> dict:
 
 @pytest.mark.parametrize(
     ("seed", "k", "cio", "prio"),
-    [(0, 8, False, False), (1, 8, True, False), (2, 5, False, True), (3, 12, True, True), (4, 2, False, False)],
+    [
+        (0, 8, False, False),
+        (1, 8, True, False),
+        (2, 5, False, True),
+        (3, 12, True, True),
+        (4, 2, False, False),
+    ],
 )
 def test_numba_path_is_bit_identical_to_the_torch_reference(seed: int, k: int, cio: bool, prio: bool) -> None:
     state = _state(seed, u=3000, k=k, c=40, cio=cio, prio=prio)
@@ -102,7 +108,11 @@ def test_a_twin_run_is_the_same_on_either_path(monkeypatch: pytest.MonkeyPatch) 
             "seed": 3,
             "layout": {"sites": 7, "isd_m": 200, "wrap_around": False},
             "ues": {"per_sector": 20, "indoor_ratio": 0.2},
-            "mobility": {"model": "random_waypoint", "pause_s": 1.0, "speed_mix_kmh": {"30": 0.5, "120": 0.5}},
+            "mobility": {
+                "model": "random_waypoint",
+                "pause_s": 1.0,
+                "speed_mix_kmh": {"30": 0.5, "120": 0.5},
+            },
             "time": {"step_ms": 100, "duration_s": 60, "report_period_s": 30},
         }
     )
@@ -112,7 +122,12 @@ def test_a_twin_run_is_the_same_on_either_path(monkeypatch: pytest.MonkeyPatch) 
         tw = Twin(sc)
         for step in range(400):
             if step == 150:
-                tw.apply([SetCIO(source=0, target=1, cio_db=4.0), SetHandoverParams(cell=2, hysteresis_db=1.0, time_to_trigger_ms=40.0)])
+                tw.apply(
+                    [
+                        SetCIO(source=0, target=1, cio_db=4.0),
+                        SetHandoverParams(cell=2, hysteresis_db=1.0, time_to_trigger_ms=40.0),
+                    ]
+                )
             tw.step()
         runs.append(tw)
     a, b = runs

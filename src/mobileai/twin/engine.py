@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from mobileai.errors import UserError
-from mobileai.twin import layers, linkadapt, measurement, scheduler
+from mobileai.twin import layers, linkadapt, measurement, schedule_pass, scheduler
 from mobileai.twin.actions import (
     Action,
     ActionResult,
@@ -772,14 +772,8 @@ class Twin:
         self._n_ul = n_ul
         sinr_ul = self._ul_sinr_db(None, srv, srv_slot, n_ul, self._ul_iot_db)
         # DL and UL scheduled in one pass: the UL groups follow the DL groups
-        served, used = self._pf_active(
-            torch.cat((ok & active_dl, ok & active_ul)),
-            torch.cat((sinr_db, sinr_ul)),
-            torch.cat((tdd, 1.0 - tdd)),
-            torch.cat((tr.dl_buffer_bits, tr.ul_buffer_bits)),
-            torch.cat((self.avg_dl, self.avg_ul)),
-            dt,
-        )
+        pf_pass = self._pf_compiled if self.device.type == "cpu" else self._pf_active
+        served, used = pf_pass(ok & active_dl, ok & active_ul, sinr_db, sinr_ul, tdd, dt)
         u, n_groups = self.n_ues, self._slice_cap.numel()
         served_dl, served_ul = served[:u], served[u:]
         used_dl, used_ul = used[:n_groups], used[n_groups:]
@@ -801,20 +795,60 @@ class Twin:
         self._ul_iot_db = -10 * torch.log10(1 - 0.7 * self.ul_util) + self._noise_rise
         return served_dl, served_ul, active_dl, active_ul
 
+    def _pf_compiled(
+        self,
+        sched_dl: torch.Tensor,
+        sched_ul: torch.Tensor,
+        sinr_dl: torch.Tensor,
+        sinr_ul: torch.Tensor,
+        tdd: torch.Tensor,
+        dt: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_pf_active` on CPU, compiled (``schedule_pass``): the same numbers."""
+        ran, tr = self.sc.ran, self.traffic
+        scs = self.sc.radio.subcarrier_spacing_khz
+        served, used, self._gbr_need = schedule_pass.schedule(
+            sched_dl=sched_dl,
+            sched_ul=sched_ul,
+            sinr_dl=sinr_dl,
+            sinr_ul=sinr_ul,
+            tdd_dl=tdd,
+            buffer_dl=tr.dl_buffer_bits,
+            buffer_ul=tr.ul_buffer_bits,
+            avg_dl=self.avg_dl,
+            avg_ul=self.avg_ul,
+            serving=self.serving,
+            slice_of_ue=tr.slice,
+            n_rb=self.n_rb,
+            slice_cap=self._slice_cap,
+            gfbr_bps=tr.gfbr_bps,
+            re_per_s=linkadapt.resource_elements_per_s(scs, ran.control_overhead),
+            max_layers=ran.max_layers,
+            gbr_limit=ran.admission_gbr_prb_limit,
+            dt=dt,
+        )
+        return served, used
+
     def _pf_active(
         self,
-        sched: torch.Tensor,
-        sinr_db: torch.Tensor,
-        fraction: torch.Tensor,
-        buffer_bits: torch.Tensor,
-        avg_bps: torch.Tensor,
+        sched_dl: torch.Tensor,
+        sched_ul: torch.Tensor,
+        sinr_dl: torch.Tensor,
+        sinr_ul: torch.Tensor,
+        tdd: torch.Tensor,
         dt: float,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Link adaptation (TS 38.214) and PF water-filling (``scheduler.pf_share``) of DL and UL
-        at once: every argument is [2U], the DL entries of the UEs then their UL entries (UL:
-        one layer); only the entries in ``sched`` are computed. Returns served bits [2U] (0
-        outside ``sched``) and the share of resources used per group [2G], DL groups (cell x
-        slice) then UL groups."""
+        at once, for the UEs in ``sched_dl`` / ``sched_ul`` [U] (UL: one layer, the TDD share
+        ``1 - tdd``). Returns served bits [2U] (the UEs' DL then their UL; 0 outside the
+        schedule) and the share of resources used per group [2G], DL groups (cell x slice) then
+        UL groups; sets the PRB share the GBR flows need per cell (admission control)."""
+        tr = self.traffic
+        sched = torch.cat((sched_dl, sched_ul))
+        sinr_db = torch.cat((sinr_dl, sinr_ul))
+        fraction = torch.cat((tdd, 1.0 - tdd))
+        buffer_bits = torch.cat((tr.dl_buffer_bits, tr.ul_buffer_bits))
+        avg_bps = torch.cat((self.avg_dl, self.avg_ul))
         u = self.n_ues
         idx = sched.nonzero().squeeze(1)
         ue = torch.remainder(idx, u)

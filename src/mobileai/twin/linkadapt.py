@@ -265,6 +265,14 @@ def slots_per_second(scs_khz: int) -> float:
     return 1000.0 * scs_khz / 15.0
 
 
+def resource_elements_per_s(scs_khz: int, overhead: float) -> float:
+    """Resource elements per second of one PRB after the overhead share ``overhead``
+    (12 subcarriers x 14 symbols per slot, TS 38.211 4.3.2 and 4.4.4.1)."""
+    if not 0.0 <= overhead < 1.0:
+        raise ValueError(f"overhead must be in [0, 1) (got {overhead})")
+    return SUBCARRIERS_PER_PRB * SYMBOLS_PER_SLOT * slots_per_second(scs_khz) * (1.0 - overhead)
+
+
 def peak_rate_bps(
     sinr_db: torch.Tensor,
     n_prb: int | torch.Tensor,
@@ -281,9 +289,7 @@ def peak_rate_bps(
     With BLER 0 and efficiency Qm x R_max this is the TS 38.306 clause 4.1.2 peak data rate
     (one component carrier, scaling factor f = 1, OH = ``overhead``).
     """
-    if not 0.0 <= overhead < 1.0:
-        raise ValueError(f"overhead must be in [0, 1) (got {overhead})")
-    re_per_s = SUBCARRIERS_PER_PRB * SYMBOLS_PER_SLOT * slots_per_second(scs_khz) * (1.0 - overhead)
+    re_per_s = resource_elements_per_s(scs_khz, overhead)
     x = torch.as_tensor(sinr_db)
     if x.device.type == "cpu":  # NumPy: the same float32 products, cheaper per operation
         _check_max_layers(max_layers)
