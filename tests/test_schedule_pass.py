@@ -2,7 +2,7 @@
 composition of ``linkadapt.peak_rate_bps`` and ``scheduler.pf_share`` computes (``Twin._pf_active``):
 served bits, resources used per cell x slice and the GBR flows' PRB need, on random states that
 reach every branch (CQI 0 and no-link SINRs, empty buffers, tiny PF averages, slice caps, GBR
-flows above and below the admission limit, UEs in both directions)."""
+flows above and below the admission limit, UL power limited or not, UEs in both directions)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def _twin(load: float = 1.0) -> Twin:
 def test_compiled_pass_is_bit_identical_to_the_reference(seed: int) -> None:
     tw = _twin()
     tw.apply([SetSliceShare(cell=c, shares={"embb": 0.5, "urllc": 0.3, "mmtc": 0.2}) for c in (0, 4, 9)])
+    tw.step()  # caches built (serving slots, received powers)
     g = torch.Generator().manual_seed(seed)
     u = tw.n_ues
 
@@ -51,12 +52,15 @@ def test_compiled_pass_is_bit_identical_to_the_reference(seed: int) -> None:
     sinr_dl = -15 + 45 * rand(u)
     sinr_dl[:5] = -math.inf  # no link
     sinr_dl[5:8] = -12.0  # below CQI 1
-    sinr_ul = -15 + 40 * rand(u)
+    # the UL SINR comes from the power control state: path loss, PRB share, noise rise
+    tw.cand_cg = -60 - 80 * rand(u, tw.k)
+    tw._n_ul = torch.randint(0, 30, (tw.n_cells + 1,), generator=g).float()
+    tw._ul_iot_db = 6 * rand(tw.n_cells)
     tdd = 0.5 + 0.3 * rand(u)
     sched_dl, sched_ul = rand(u) < 0.6, rand(u) < 0.5
-    ref = tw._pf_active(sched_dl, sched_ul, sinr_dl, sinr_ul, tdd, 0.1)
+    ref = tw._pf_active(sched_dl, sched_ul, sinr_dl, tdd, 0.1)
     ref_need = tw._gbr_need.clone()
-    got = tw._pf_compiled(sched_dl, sched_ul, sinr_dl, sinr_ul, tdd, 0.1)
+    got = tw._pf_compiled(sched_dl, sched_ul, sinr_dl, tdd, 0.1)
     for name, a, b in (
         ("served", ref[0], got[0]),
         ("used", ref[1], got[1]),

@@ -742,9 +742,14 @@ class Twin:
             pl = -_at(self.cand_cg, self._rows_k + srv_slot)
         else:
             pl = -_at(self.cand_cg, self._rows_k.index_select(0, ue) + srv_slot.index_select(0, ue))
-        share_db = 10 * torch.log10(_take(self.n_rb, cell) / _take(n_ul, cell).clamp(min=1))
+        share_db = _take(self._ul_share_db(n_ul), cell)
         p_prb = torch.minimum(ran.ul_p0_dbm + ran.ul_alpha * pl, ran.ue_tx_power_dbm - share_db)
         return p_prb - pl - self.noise_bs_prb_dbm - _take(iot_db, cell)
+
+    def _ul_share_db(self, n_ul: torch.Tensor) -> torch.Tensor:
+        """Each cell's PRBs per UL-active UE, dB [C] (``n_ul`` [C + 1]: the last entry counts the
+        UEs without a cell): the bandwidth a UE's open-loop power control expects."""
+        return 10 * torch.log10(self.n_rb / n_ul[: self.n_cells].clamp(min=1))
 
     def _schedule(
         self,
@@ -770,14 +775,14 @@ class Twin:
             0, torch.where(active_ul, srv, torch.full_like(srv, self.n_cells)), torch.ones_like(tdd)
         )
         self._n_ul = n_ul
-        sinr_ul = self._ul_sinr_db(None, srv, srv_slot, n_ul, self._ul_iot_db)
         # DL and UL scheduled in one pass: the UL groups follow the DL groups
         pf_pass = self._pf_compiled if self.device.type == "cpu" else self._pf_active
-        served, used = pf_pass(ok & active_dl, ok & active_ul, sinr_db, sinr_ul, tdd, dt)
+        served, used = pf_pass(ok & active_dl, ok & active_ul, sinr_db, tdd, dt)
         u, n_groups = self.n_ues, self._slice_cap.numel()
         served_dl, served_ul = served[:u], served[u:]
         used_dl, used_ul = used[:n_groups], used[n_groups:]
-        self._peak = (sinr_db, sinr_ul, n_rb, tdd)
+        # what ue_links() needs for the peak rates (the UL SINR of every UE only when asked)
+        self._peak = (sinr_db, n_rb, tdd, srv_slot, n_ul, self._ul_iot_db)
         # backhaul congestion: cap each cell's total
         if self._capped:
             tot = torch.zeros(self.n_cells, dtype=served_dl.dtype, device=self.device).index_add_(
@@ -800,7 +805,6 @@ class Twin:
         sched_dl: torch.Tensor,
         sched_ul: torch.Tensor,
         sinr_dl: torch.Tensor,
-        sinr_ul: torch.Tensor,
         tdd: torch.Tensor,
         dt: float,
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -811,7 +815,16 @@ class Twin:
             sched_dl=sched_dl,
             sched_ul=sched_ul,
             sinr_dl=sinr_dl,
-            sinr_ul=sinr_ul,
+            ul_power=schedule_pass.UplinkPower(
+                coupling_gain_db=self.cand_cg,
+                srv_slot=self._srv_slot,
+                share_db=self._ul_share_db(self._n_ul),
+                iot_db=self._ul_iot_db,
+                p0_dbm=ran.ul_p0_dbm,
+                alpha=ran.ul_alpha,
+                p_max_dbm=ran.ue_tx_power_dbm,
+                noise_prb_dbm=self.noise_bs_prb_dbm,
+            ),
             tdd_dl=tdd,
             buffer_dl=tr.dl_buffer_bits,
             buffer_ul=tr.ul_buffer_bits,
@@ -834,7 +847,6 @@ class Twin:
         sched_dl: torch.Tensor,
         sched_ul: torch.Tensor,
         sinr_dl: torch.Tensor,
-        sinr_ul: torch.Tensor,
         tdd: torch.Tensor,
         dt: float,
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -844,6 +856,7 @@ class Twin:
         schedule) and the share of resources used per group [2G], DL groups (cell x slice) then
         UL groups; sets the PRB share the GBR flows need per cell (admission control)."""
         tr = self.traffic
+        sinr_ul = self._ul_sinr_db(None, self.serving, self._srv_slot, self._n_ul, self._ul_iot_db)
         sched = torch.cat((sched_dl, sched_ul))
         sinr_db = torch.cat((sinr_dl, sinr_ul))
         fraction = torch.cat((tdd, 1.0 - tdd))
@@ -914,7 +927,8 @@ class Twin:
         if self.steps == 0:
             raise RuntimeError("ue_links() needs at least one step")
         ok, sdl, sul = self._served
-        sinr_dl, sinr_ul, n_rb, tdd = self._peak
+        sinr_dl, n_rb, tdd, srv_slot, n_ul, iot_db = self._peak
+        sinr_ul = self._ul_sinr_db(None, self.serving, srv_slot, n_ul, iot_db)
         rdl, rul = self._peak_rates(sinr_dl, sinr_ul, n_rb, tdd)
         srv = self.serving
         out = {

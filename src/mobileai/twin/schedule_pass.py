@@ -16,6 +16,7 @@ Only the ``pf`` policy is here: the step uses no other.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,12 +28,27 @@ from mobileai.twin.scheduler import MIN_AVG_BPS
 _TINY = float(np.finfo(np.float64).tiny)
 
 
+@dataclass(frozen=True)
+class UplinkPower:
+    """What the UL SINR per PRB of a UE takes (``Twin._ul_sinr_db``: open-loop power control,
+    TS 38.213 7.1.1): computed here for the UEs with UL data only."""
+
+    coupling_gain_db: torch.Tensor  #: [U, K] of each UE's candidates
+    srv_slot: torch.Tensor  #: [U] the serving cell's slot among them
+    share_db: torch.Tensor  #: [C] PRBs per UL-active UE of each cell, dB
+    iot_db: torch.Tensor  #: [C] noise rise
+    p0_dbm: float
+    alpha: float
+    p_max_dbm: float
+    noise_prb_dbm: float
+
+
 def schedule(
     *,
     sched_dl: torch.Tensor,
     sched_ul: torch.Tensor,
     sinr_dl: torch.Tensor,
-    sinr_ul: torch.Tensor,
+    ul_power: UplinkPower,
     tdd_dl: torch.Tensor,
     buffer_dl: torch.Tensor,
     buffer_ul: torch.Tensor,
@@ -54,8 +70,11 @@ def schedule(
     5.7.2.4). ``tdd_dl`` is per UE (its serving cell's DL share), ``n_rb`` per cell."""
     c = linkadapt._np_consts()
     f32 = np.float32
+    up = ul_power
     ue, rank, cqi, eff, x = _link_terms(
-        sched_dl.numpy(), sched_ul.numpy(), sinr_dl.numpy(), sinr_ul.numpy(), max_layers,
+        sched_dl.numpy(), sched_ul.numpy(), sinr_dl.numpy(), serving.numpy(), up.coupling_gain_db.numpy(),
+        up.srv_slot.numpy(), up.share_db.numpy(), up.iot_db.numpy(), f32(up.p0_dbm), f32(up.alpha),
+        f32(up.p_max_dbm), f32(up.noise_prb_dbm), max_layers,
         c.rank_thr, c.split_db, c.thr, c.thr_by_cqi, c.eff,
         f32(linkadapt.BLER_LOGIT_SLOPE_PER_DB), f32(linkadapt._LN9),
     )  # fmt: skip
@@ -76,17 +95,20 @@ def schedule(
 
 @njit(cache=True, inline="always")
 def _minimum(a, b):
-    """NumPy's ``minimum``: NaN if either is NaN."""
-    if np.isnan(a) or np.isnan(b):
-        return np.nan
+    """NumPy's (and torch's) ``minimum``: NaN if either is NaN; the arguments' type."""
+    if np.isnan(a):
+        return a
+    if np.isnan(b):
+        return b
     return a if a < b else b
 
 
 @njit(cache=True)
-def _link_terms(sched_dl, sched_ul, sinr_dl, sinr_ul, max_layers, rank_thr, split_db, thr, thr_by_cqi, eff_t,
-                slope, ln9):  # fmt: skip
+def _link_terms(sched_dl, sched_ul, sinr_dl, serving, cg, srv_slot, share_db, iot_db, p0, alpha, p_max, noise,
+                max_layers, rank_thr, split_db, thr, thr_by_cqi, eff_t, slope, ln9):  # fmt: skip
     """Entries to serve (``ue`` >= U: UL of UE ``ue - U``), their rank, CQI, efficiency and the
-    logistic's argument ``x`` (BLER = 1 / (1 + exp(x))), as linkadapt's NumPy path computes them."""
+    logistic's argument ``x`` (BLER = 1 / (1 + exp(x))), as linkadapt's NumPy path computes them;
+    the UL SINR as ``Twin._ul_sinr_db`` does."""
     u = sched_dl.shape[0]
     n = 0
     for i in range(u):
@@ -99,12 +121,17 @@ def _link_terms(sched_dl, sched_ul, sinr_dl, sinr_ul, max_layers, rank_thr, spli
     k = 0
     for ul in range(2):
         sched = sched_ul if ul else sched_dl
-        sinr = sinr_ul if ul else sinr_dl
         cap = 1 if ul else max_layers
         for i in range(u):
             if not sched[i]:
                 continue
-            s = sinr[i]
+            if ul:
+                pl = -cg[i, srv_slot[i]]
+                cell = serving[i]
+                p_prb = _minimum(p0 + alpha * pl, p_max - share_db[cell])
+                s = p_prb - pl - noise - iot_db[cell]
+            else:
+                s = sinr_dl[i]
             if np.isnan(s):
                 s = np.float32(-np.inf)
             r = 1
