@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from numba import njit
 
 #: SINR histogram bins (dB): lower edges -10, -8, ..., 38 (25 bins, clamped at both ends).
 SINR_BIN_LO, SINR_BIN_DB, SINR_BINS = -10.0, 2.0, 25
@@ -96,7 +97,6 @@ class PeriodCounters:
     def __init__(self, n_cells: int, n_ues: int, device: torch.device) -> None:
         self.n_cells, self.n_ues, self.device = n_cells, n_ues, device
         self._row_cache: dict[tuple[str, ...], torch.Tensor] = {}
-        self._offsets: dict[int, np.ndarray] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -127,35 +127,24 @@ class PeriodCounters:
         cells; ``cell`` == n_cells is the "no cell" bin and is dropped.
 
         Each cell's sum is accumulated in float64 from 0 in UE order, then added to the period's
-        counter. On CPU one ``numpy.bincount`` over the stacked columns (column ``j`` of UE ``u``
-        lands in bin ``j (C + 1) + cell_u``: still a sequential pass per bin in UE order, no
-        float32 round trip), added in place through a NumPy view of the counters; on other
-        devices one ``index_add_`` of the stacked columns."""
+        counter. On CPU a compiled pass over the stacked float64 columns (no float32 round
+        trip), added in place into a NumPy view of the counters; on other devices one
+        ``index_add_`` of the stacked columns."""
         names = tuple(columns)
         n = self.n_cells
         rows = self._rows_of(names)
         if cell.device.type == "cpu":
             seg = cell.numpy()
-            k, u = len(names), seg.shape[0]
-            weights = np.empty((k, u))
+            weights = np.empty((len(names), seg.shape[0]))
             for j, name in enumerate(names):
                 v = columns[name]
                 weights[j] = 1.0 if v is None else v.numpy()  # exact cast to float64
-            bins = (self._bin_offsets(k)[:, None] + seg).ravel()
-            acc = np.bincount(bins, weights=weights.ravel(), minlength=k * (n + 1))
-            self._mat_np[rows.numpy()] += acc.reshape(k, n + 1)[:, :n]
+            _add_columns(self._mat_np, rows.numpy(), seg, weights)
             return
         ones = torch.ones(cell.shape, dtype=torch.float64, device=cell.device)
         vals = torch.stack([ones if columns[k] is None else columns[k].double() for k in names], 1)
         acc = torch.zeros(n + 1, len(names), dtype=torch.float64, device=self.device)
         self._mat.index_add_(0, rows, acc.index_add_(0, cell, vals)[:n].T)
-
-    def _bin_offsets(self, k: int) -> np.ndarray:
-        """First bin of each of ``k`` stacked columns in :meth:`add_ue_columns`: ``j (C + 1)``."""
-        off = self._offsets.get(k)
-        if off is None:
-            off = self._offsets[k] = np.arange(k, dtype=np.int64) * (self.n_cells + 1)
-        return off
 
     def add_ue_totals(
         self,
@@ -268,3 +257,19 @@ def _segment_quantile(seg: torch.Tensor, v: torch.Tensor, n: int, q: float) -> t
     out = v_sorted[k] if v.numel() else torch.zeros(n + 1, dtype=torch.float64, device=v.device)
     ok = (cnt > 0) & (s_sorted[k] == torch.arange(n + 1, device=v.device) if v.numel() else cnt > 0)
     return torch.where(ok, out, torch.full_like(out, float("nan")))[:n]
+
+
+@njit(cache=True)
+def _add_columns(mat: np.ndarray, rows: np.ndarray, seg: np.ndarray, weights: np.ndarray) -> None:
+    """``mat[rows[j], c] +=`` the sum of ``weights[j, u]`` over the UEs ``u`` of cell ``c``
+    (``seg[u]`` == C: no cell, dropped): each cell's sum from 0 in UE order, in float64, as one
+    ``numpy.bincount`` per column would compute it."""
+    n = mat.shape[1]
+    acc = np.empty(n + 1)
+    for j in range(weights.shape[0]):
+        acc[:] = 0.0
+        for u in range(seg.shape[0]):
+            acc[seg[u]] += weights[j, u]
+        r = rows[j]
+        for c in range(n):
+            mat[r, c] += acc[c]
