@@ -20,6 +20,11 @@ no Python loop over UEs or cells; per-step cost O(UEs x candidates)):
 
 Actions (``actions``) change cell state, power, tilt, CIO, HO parameters, slice shares and the
 TDD split; each result records what it replaced.
+
+On CPU the per-UE work of steps 3-5 (``measurement``) and the scheduling pass of step 6
+(``schedule_pass``) run as compiled loops (numba), the counters' scatter too; on other devices the
+torch code runs. Both compute the same numbers to the last bit (tests/test_measurement.py,
+tests/test_schedule_pass.py), so a seed's KPIs do not depend on the path.
 """
 
 from __future__ import annotations
