@@ -69,6 +69,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from numba import njit
 
 from mobileai.twin.config import CELL_TYPES, SERVICES, TrafficConfig, VariabilityConfig
 from mobileai.twin.fiveqi import is_gbr
@@ -255,6 +256,11 @@ def diurnal_factor(cell_type: torch.Tensor, hour: float) -> torch.Tensor:
     return table.index_select(0, cell_type.reshape(-1).long()).reshape(cell_type.shape)
 
 
+#: On CPU, :meth:`Traffic.step` runs its per-UE logic as compiled loops (the same numbers as the
+#: torch code, which runs on other devices; False runs the torch code on CPU too, for tests).
+COMPILED_ON_CPU = True
+
+
 @dataclass
 class TrafficStep:
     """What one :meth:`Traffic.step` produced, tensors of shape [U]."""
@@ -418,12 +424,32 @@ class Traffic:
         # goes multi-threaded above 2,048 elements, which costs more than it saves here.
         neg_e = torch.from_numpy(np.log1p(np.negative(u, out=u), out=u)).to(self.device)
         was_on = self.in_session
-        event = neg_e > torch.where(was_on, self._neg_end_dt, self._neg_arrival_dt * activity)
-        arrive = event & ~was_on
-        ended = event & was_on
+        cpu = self.device.type == "cpu" and COMPILED_ON_CPU
+        if cpu:  # the same float32 comparisons in one compiled pass
+            arrive, ended = torch.empty(self.n, dtype=torch.bool), torch.empty(self.n, dtype=torch.bool)
+            _session_events(
+                neg_e.numpy(), was_on.numpy(), self._neg_end_dt.numpy(), self._neg_arrival_dt.numpy(),
+                activity.numpy(), arrive.numpy(), ended.numpy(),
+            )  # fmt: skip
+        else:
+            event = neg_e > torch.where(was_on, self._neg_end_dt, self._neg_arrival_dt * activity)
+            arrive = event & ~was_on
+            ended = event & was_on
         if callable(admit):
             admit = admit(arrive)
         self._check("admit", admit, torch.bool)
+        if cpu:
+            new, blocked, active = (torch.empty(self.n, dtype=torch.bool) for _ in range(3))
+            added = torch.empty((2, self.n), dtype=torch.float32)
+            _add_bits(
+                neg_e.numpy(), was_on.numpy(), arrive.numpy(), ended.numpy(), admit.numpy(),
+                self._neg_end_or_burst_dt.numpy(), self._buf.numpy(), self._busy_s.numpy(),
+                self._cbr_step.numpy(), self._cbr_and_burst_step.numpy(), self._full.numpy(),
+                np.float32(self._full_level), np.float32(self._dt), new.numpy(), blocked.numpy(),
+                active.numpy(), added.numpy(),
+            )  # fmt: skip
+            self.in_session = active
+            return TrafficStep(new, blocked, ended, added[0], added[1])
         new = arrive & admit
         blocked = arrive ^ new
         cont = was_on ^ ended
@@ -644,3 +670,36 @@ def make_modulation(
     return TrafficModulation(
         cfg.variability, cell_type, site, site_x, site_y, copies, start_hour, generator, device
     )
+
+
+@njit(cache=True)
+def _session_events(neg_e, was_on, neg_end_dt, neg_arrival_dt, activity, arrive, ended):
+    """:meth:`Traffic.step`'s session arrivals and ends, UE by UE (CPU)."""
+    for i in range(neg_e.shape[0]):
+        event = neg_e[i] > (neg_end_dt[i] if was_on[i] else neg_arrival_dt[i] * activity[i])
+        arrive[i] = event and not was_on[i]
+        ended[i] = event and was_on[i]
+
+
+@njit(cache=True)
+def _add_bits(neg_e, was_on, arrive, ended, admit, neg_end_or_burst_dt, buf, busy, cbr_step, cbr_and_burst,
+              full, full_level, dt, new, blocked, active, added):  # fmt: skip
+    """:meth:`Traffic.step` after admission, UE by UE (CPU): sessions started and blocked, bursts,
+    backlog ages and the new bits, in the torch code's float32 order."""
+    zero = np.float32(0.0)
+    for i in range(neg_e.shape[0]):
+        started = arrive[i] and admit[i]
+        new[i] = started
+        blocked[i] = arrive[i] and not started
+        cont = was_on[i] != ended[i]
+        burst = started or (cont and neg_e[i] > neg_end_or_burst_dt[i])
+        on = cont or started
+        active[i] = on
+        for r in range(2):
+            aged = busy[r, i] + dt
+            busy[r, i] = zero if buf[r, i] <= zero else aged
+            added[r, i] = cbr_and_burst[r, i] if burst else (cbr_step[r, i] if on else zero)
+        if full[i] and on:
+            added[0, i] += max(full_level - buf[0, i] - added[0, i], zero)
+        buf[0, i] += added[0, i]
+        buf[1, i] += added[1, i]
