@@ -112,6 +112,40 @@ def test_sinr_histogram_and_ue_totals() -> None:
     assert torch.equal(pc.ue_ul_active_s, z + act_ul * 0.1 + act_ul * 0.1)
 
 
+def test_step_counters_compiled_pass_matches_the_reference() -> None:
+    """``add_step`` on CPU (one compiled pass) and its reference (``add_ue_columns``,
+    ``sinr_to_cqi``, ``add_sinr``, ``add_ue_totals``) leave the same counters, to the last bit."""
+    n_cells, u = 6, 2000
+    g = torch.Generator().manual_seed(3)
+    a, b = (PeriodCounters(n_cells, u, torch.device("cpu")) for _ in range(2))
+    for _ in range(4):
+        sinr = torch.randn(u, generator=g) * 15 + 8
+        sinr[:4] = torch.tensor([-math.inf, math.inf, SINR_BIN_LO, -6.9])  # clamps, bin edge, no CQI
+        kw = {
+            "srv": torch.randint(0, n_cells, (u,), generator=g),
+            "connected": torch.rand(u, generator=g) < 0.9,
+            "ok": torch.rand(u, generator=g) < 0.8,
+            "sinr_db": sinr,
+            "new_sessions": torch.rand(u, generator=g) < 0.1,
+            "blocked": torch.rand(u, generator=g) < 0.05,
+            "served_dl": torch.rand(u, generator=g) * 1e6,
+            "served_ul": torch.rand(u, generator=g) * 1e5,
+            "active_dl": torch.rand(u, generator=g) < 0.5,
+            "active_ul": torch.rand(u, generator=g) < 0.3,
+            "dl_buffer": torch.where(torch.rand(u, generator=g) < 0.5, 0.0, torch.rand(u, generator=g) * 1e7),
+            "ul_buffer": torch.where(torch.rand(u, generator=g) < 0.5, 0.0, torch.rand(u, generator=g) * 1e6),
+            "avg_dl": torch.rand(u, generator=g) * 1e7,
+            "dt": 0.1,
+        }
+        a._add_step_compiled(**kw)
+        b._add_step_reference(**kw)
+    for k in a.sums:
+        assert torch.equal(a.sums[k], b.sums[k]), k
+    for name in ("sinr_hist", "ue_dl_bits", "ue_ul_bits", "ue_dl_active_s", "ue_ul_active_s"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert float(a.sums["delay_sum"].sum()) > 0 and float(a.sums["cqi_sum"].sum()) > 0
+
+
 def test_power_matches_the_earth_and_tr38864_formulas() -> None:
     sc = _small()
     tx = torch.tensor([46.0, 43.0, 40.0, 46.0, 46.0, 46.0])

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from numba import njit
 
+from mobileai.twin import linkadapt
+
 #: SINR histogram bins (dB): lower edges -10, -8, ..., 38 (25 bins, clamped at both ends).
 SINR_BIN_LO, SINR_BIN_DB, SINR_BINS = -10.0, 2.0, 25
 
@@ -89,6 +91,11 @@ _SUMS = (
     "sessions_new", "sessions_blocked", "sessions_dropped", "delay_sum", "delay_n",
 )  # fmt: skip
 _ROW = {k: j for j, k in enumerate(_SUMS)}
+#: The columns :meth:`PeriodCounters.add_step` adds, in its kernel's order.
+_STEP_COLUMNS = (
+    "connected", "cqi_sum", "cqi_n", "sessions_new", "sessions_blocked",
+    "dl_bits", "ul_bits", "active_dl", "active_ul", "delay_sum", "delay_n",
+)  # fmt: skip
 
 
 class PeriodCounters:
@@ -159,6 +166,89 @@ class PeriodCounters:
         self.ue_ul_bits += ul_bits
         self.ue_dl_active_s += active_dl * dt
         self.ue_ul_active_s += active_ul * dt
+
+    def add_step(
+        self,
+        *,
+        srv: torch.Tensor,
+        connected: torch.Tensor,
+        ok: torch.Tensor,
+        sinr_db: torch.Tensor,
+        new_sessions: torch.Tensor,
+        blocked: torch.Tensor,
+        served_dl: torch.Tensor,
+        served_ul: torch.Tensor,
+        active_dl: torch.Tensor,
+        active_ul: torch.Tensor,
+        dl_buffer: torch.Tensor,
+        ul_buffer: torch.Tensor,
+        avg_dl: torch.Tensor,
+        dt: float,
+    ) -> None:
+        """One step's per-UE counters [U] into the cells ``srv``: connected UEs, their CQI and
+        SINR histogram and session starts / blocks (``connected``); volumes, activity and the
+        delay proxy of the UEs in service (``ok``); per-UE volumes and active times for the
+        throughput KPIs, leaving out the step that empties a buffer (TS 28.552 5.1.1.3: its
+        volume and its time), so small bursts do not read as low throughput. ``*_buffer`` are
+        the buffers after the step, ``avg_dl`` the PF average rate (delay = buffer / rate).
+
+        On CPU one compiled pass over the UEs; elsewhere the reference below. Same numbers."""
+        args = dict(locals())
+        del args["self"]
+        if srv.device.type == "cpu":
+            self._add_step_compiled(**args)
+        else:
+            self._add_step_reference(**args)
+
+    def _add_step_reference(
+        self, *, srv, connected, ok, sinr_db, new_sessions, blocked, served_dl, served_ul, active_dl,
+        active_ul, dl_buffer, ul_buffer, avg_dl, dt,
+    ) -> None:  # fmt: skip
+        none = torch.full_like(srv, self.n_cells)
+        cell_or_none = torch.where(connected, srv, none)
+        ok_or_none = torch.where(ok, srv, none)
+        cqi = linkadapt.sinr_to_cqi(sinr_db)
+        delay = dl_buffer / avg_dl.clamp(min=1e3)
+        self.add_ue_columns(
+            cell_or_none,
+            {
+                "connected": None,
+                "cqi_sum": cqi.float(),
+                "cqi_n": None,
+                "sessions_new": new_sessions,
+                "sessions_blocked": blocked,
+            },
+        )
+        self.add_ue_columns(
+            ok_or_none,
+            {
+                "dl_bits": served_dl,
+                "ul_bits": served_ul,
+                "active_dl": active_dl,
+                "active_ul": active_ul,
+                "delay_sum": torch.where(active_dl, delay, torch.zeros_like(delay)),
+                "delay_n": active_dl,
+            },
+        )
+        self.add_sinr(cell_or_none, sinr_db)
+        keep_dl = (dl_buffer > 0) & ok
+        keep_ul = (ul_buffer > 0) & ok
+        self.add_ue_totals(
+            served_dl * keep_dl, served_ul * keep_ul, active_dl & keep_dl, active_ul & keep_ul, dt
+        )
+
+    def _add_step_compiled(
+        self, *, srv, connected, ok, sinr_db, new_sessions, blocked, served_dl, served_ul, active_dl,
+        active_ul, dl_buffer, ul_buffer, avg_dl, dt,
+    ) -> None:  # fmt: skip
+        rows = self._rows_of(_STEP_COLUMNS).numpy()
+        _add_step_kernel(
+            self._mat_np, rows, self.sinr_hist.numpy(), self.ue_dl_bits.numpy(), self.ue_ul_bits.numpy(),
+            self.ue_dl_active_s.numpy(), self.ue_ul_active_s.numpy(), linkadapt._np_consts().thr,
+            srv.numpy(), connected.numpy(), ok.numpy(), sinr_db.numpy(), new_sessions.numpy(),
+            blocked.numpy(), served_dl.numpy(), served_ul.numpy(), active_dl.numpy(), active_ul.numpy(),
+            dl_buffer.numpy(), ul_buffer.numpy(), avg_dl.numpy(), np.float32(dt),
+        )  # fmt: skip
 
     def add_cells(self, name: str, values: torch.Tensor) -> None:
         self.sums[name] += values.double()
@@ -273,3 +363,47 @@ def _add_columns(mat: np.ndarray, rows: np.ndarray, seg: np.ndarray, weights: np
         r = rows[j]
         for c in range(n):
             mat[r, c] += acc[c]
+
+
+@njit(cache=True)
+def _add_step_kernel(mat, rows, hist, ue_dl_bits, ue_ul_bits, ue_dl_s, ue_ul_s, cqi_thr, srv, connected, ok,
+                     sinr, new_sessions, blocked, served_dl, served_ul, active_dl, active_ul, dl_buffer,
+                     ul_buffer, avg_dl, dt):  # fmt: skip
+    """:meth:`PeriodCounters._add_step_reference` in one pass over the UEs: each cell's sums from 0
+    in UE order in float64 (as ``add_ue_columns``), CQI as ``linkadapt.sinr_to_cqi``, histogram
+    bins and delay in float32 as the reference computes them."""
+    n = mat.shape[1]
+    acc = np.zeros((rows.shape[0], n + 1))
+    n_bins = hist.shape[0] // (n + 1)
+    lo, width = np.float32(SINR_BIN_LO), np.float32(SINR_BIN_DB)
+    zero, dt64 = np.float32(0.0), np.float64(dt)
+    for u in range(srv.shape[0]):
+        c = srv[u] if connected[u] else n
+        s = sinr[u]
+        q = 0
+        if not np.isnan(s):
+            for t in cqi_thr:
+                q += t <= s
+        acc[0, c] += 1.0
+        acc[1, c] += q
+        acc[2, c] += 1.0
+        acc[3, c] += new_sessions[u]
+        acc[4, c] += blocked[u]
+        b = min(max(np.floor((s - lo) / width), zero), np.float32(n_bins - 1))
+        hist[c * n_bins + np.int64(b)] += 1.0
+        c = srv[u] if ok[u] else n
+        acc[5, c] += served_dl[u]
+        acc[6, c] += served_ul[u]
+        acc[7, c] += active_dl[u]
+        acc[8, c] += active_ul[u]
+        acc[9, c] += dl_buffer[u] / max(avg_dl[u], np.float32(1e3)) if active_dl[u] else zero
+        acc[10, c] += active_dl[u]
+        keep_dl = dl_buffer[u] > 0 and ok[u]
+        keep_ul = ul_buffer[u] > 0 and ok[u]
+        ue_dl_bits[u] += served_dl[u] if keep_dl else zero
+        ue_ul_bits[u] += served_ul[u] if keep_ul else zero
+        ue_dl_s[u] += dt64 if active_dl[u] and keep_dl else 0.0
+        ue_ul_s[u] += dt64 if active_ul[u] and keep_ul else 0.0
+    for j in range(rows.shape[0]):
+        for c in range(n):
+            mat[rows[j], c] += acc[j, c]

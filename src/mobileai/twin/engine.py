@@ -497,43 +497,27 @@ class Twin:
         waking = (self.state == CellState.ACTIVE) & (self.wake_until > t)
         power = self.energy.power_w(self.state, self.dl_util, waking)
         cnt = self.counters
-        cell_or_none = torch.where(connected, srv, torch.full_like(srv, self.n_cells))
-        ok_or_none = torch.where(ok, srv, torch.full_like(srv, self.n_cells))
-        cqi = linkadapt.sinr_to_cqi(srv_sinr)
-        delay = self.traffic.dl_buffer_bits / self.avg_dl.clamp(min=1e3)
-        cnt.add_ue_columns(
-            cell_or_none,
-            {
-                "connected": None,
-                "cqi_sum": cqi.float(),
-                "cqi_n": None,
-                "sessions_new": tstep.new_sessions,
-                "sessions_blocked": tstep.blocked,
-            },
+        tr = self.traffic
+        cnt.add_step(
+            srv=srv,
+            connected=connected,
+            ok=ok,
+            sinr_db=srv_sinr,
+            new_sessions=tstep.new_sessions,
+            blocked=tstep.blocked,
+            served_dl=served_dl,
+            served_ul=served_ul,
+            active_dl=active_dl,
+            active_ul=active_ul,
+            dl_buffer=tr.dl_buffer_bits,
+            ul_buffer=tr.ul_buffer_bits,
+            avg_dl=self.avg_dl,
+            dt=dt,
         )
-        cnt.add_ue_columns(
-            ok_or_none,
-            {
-                "dl_bits": served_dl,
-                "ul_bits": served_ul,
-                "active_dl": active_dl,
-                "active_ul": active_ul,
-                "delay_sum": torch.where(active_dl, delay, torch.zeros_like(delay)),
-                "delay_n": active_dl,
-            },
-        )
-        cnt.add_sinr(cell_or_none, srv_sinr)
         cnt.add_cells("energy_j", power * dt)
         cnt.add_cells("sleep_s", (self.state != CellState.ACTIVE).float() * dt)
         cnt.add_cells("prb_dl", self.dl_util)
         cnt.add_cells("prb_ul", self.ul_util)
-        # per-UE throughput as in TS 28.552 5.1.1.3: the step that empties the buffer is left out
-        # (its volume and its time), so small bursts do not read as low throughput
-        keep_dl = (self.traffic.dl_buffer_bits > 0) & ok
-        keep_ul = (self.traffic.ul_buffer_bits > 0) & ok
-        cnt.add_ue_totals(
-            served_dl * keep_dl, served_ul * keep_ul, active_dl & keep_dl, active_ul & keep_ul, dt
-        )
         cnt.steps += 1
         cnt.seconds += dt
         self.steps += 1
