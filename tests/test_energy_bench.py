@@ -52,3 +52,12 @@ def test_equal_qos_picks_the_most_saving_rule_no_worse_than_ours():
     none = equal_qos(ours, {"threshold": rules["threshold"]})
     assert none["rule"] is None and none["ratio"] is None
     assert not _targets_met(ours, rules["threshold"], none)["vs_threshold"]
+
+
+def test_bench_seed_option_is_range_checked_before_any_run():
+    from typer.testing import CliRunner
+
+    from mobileai.cli import app
+
+    res = CliRunner().invoke(app, ["bench", "energy", "--seed", "-1", "--hours", "0.1", "--json"])
+    assert isinstance(res.exception, UserError) and "--seed" in str(res.exception)  # main(): exit 2

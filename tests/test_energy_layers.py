@@ -4,6 +4,7 @@ carrier layers, the layer-aware rule and optimiser, the packaged 2-layer scenari
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -174,7 +175,13 @@ def test_optimiser_switches_capacity_off_within_the_caps_and_learns_its_demand()
     t = _layer_table()
     g = neighbour_graph(t, k=2)
     lay = CarrierLayers.from_cells(t, g.cell_ids)
-    cfg = OptimiserConfig(horizon=4, layer_inflation=3.0, layer_host_ratio=0.22, host_cap_pct=60.0)
+    cfg = OptimiserConfig(
+        horizon=4,
+        layer_inflation=3.0,
+        layer_host_ratio=0.22,
+        host_cap_pct=60.0,
+        layer_neighbour_inflation=3.0,
+    )
     opt = ForecastOptimiser(g, persistence_forecaster(), cfg, layers=lay)
     on = ["active"] * 4
     # A (2%): its capacity neighbour B is awake, so AL gets 0.22 x 10.7 = 2.4% and B 5 + 3 x 2 =
@@ -200,3 +207,76 @@ def test_day_p5_is_over_ues_and_ignores_light_users():
     p5 = bench._p5_kbps(bits, act)
     assert 1000.0 <= p5 <= 10000.0
     assert math.isnan(bench._p5_kbps(np.zeros(3), np.zeros(3)))
+
+
+def _priced(p0: list[float], w_per_pct: list[float]) -> tuple[ForecastOptimiser, OptimiserConfig]:
+    """The two-sector table with a per-cell power model; the coverage cells may take one sleeper."""
+    t = _layer_table().assign(p0_w=p0, delta_p=[x * 100.0 / 200.0 for x in w_per_pct], max_tx_w=200.0)
+    g = neighbour_graph(t, k=2)
+    lay = CarrierLayers.from_cells(t, g.cell_ids)
+    # once one capacity cell is off, the other has no awake capacity neighbour and its coverage
+    # cell would take 3 x 10.7% = 32% > the 20% cap: only one of A, B can go
+    cfg = OptimiserConfig(host_cap_pct=20.0, layer_inflation=3.0, layer_neighbour_inflation=2.0)
+    return ForecastOptimiser(g, persistence_forecaster(), cfg, layers=lay), cfg
+
+
+def test_carrier_layers_read_the_cells_power_model():
+    t = _layer_table().assign(p0_w=[216.0, 204.0, 216.0, 204.0], delta_p=[8.0, 6.0, 8.0, 6.0], max_tx_w=200.0)
+    lay = CarrierLayers.from_cells(t)
+    assert lay.priced and lay.w_per_pct.tolist() == pytest.approx([16.0, 12.0, 16.0, 12.0])
+    assert not CarrierLayers.from_cells(_layer_table()).priced  # no power columns: not priced
+    assert not CarrierLayers.from_cells(t.assign(p0_w=[216.0, None, 216.0, 204.0])).priced  # partial
+    with pytest.raises(UserError, match="cell power"):
+        CarrierLayers.from_cells(_layer_table()).with_power(np.ones(3), np.ones(3))
+
+
+def test_priced_optimiser_switches_off_the_cell_that_saves_more_power():
+    on = ["active"] * 4
+    # equal load: unpriced, the tie goes to the first cell (A); priced, B's larger static power wins
+    opt, _ = _priced([100.0, 200.0, 400.0, 200.0], [10.0, 1.0, 10.0, 1.0])
+    dec = opt.decide(_period([2.0, 0.0, 2.0, 0.0], on))
+    assert [(d.action.cell, d.action.state) for d in dec] == [("B", "off")]
+    # B saves its P_0 400 W + 2% x 10 W, less the extra load power of A (2 x 2% x 10 W) and BL
+    # (0.22 x 10.7% x 1 W)
+    assert dec[0].evidence["saving_w"] == pytest.approx(400 + 20 - 40 - 0.22 * 2 * 273 / 51, abs=0.1)
+    assert "saves 378 W" in dec[0].reason
+    assert opt.layers is not None
+    plain = replace(opt.layers, p0_w=None, w_per_pct=None)
+    unpriced = ForecastOptimiser(opt.graph, persistence_forecaster(), opt.cfg, plain)
+    assert [d.action.cell for d in unpriced.decide(_period([2.0, 0.0, 2.0, 0.0], on))] == ["A"]
+
+
+def test_priced_optimiser_keeps_a_cell_on_when_its_receivers_burn_more_than_it_saves():
+    on = ["active"] * 4
+    # A at 10%: B would take 2 x 10% = 20% more load at 30 W per % (600 W) while A saves 50 +
+    # 100 W: A stays on; B at 1% saves 50 + 30 W against A's 20 W extra: B goes off
+    opt, cfg = _priced([50.0, 200.0, 50.0, 200.0], [10.0, 1.0, 30.0, 1.0])
+    dec = opt.decide(_period([10.0, 0.0, 1.0, 0.0], on))
+    assert [(d.action.cell, d.action.state) for d in dec] == [("B", "off")]
+    # the same cells, the receivers cheap: A's load can move and it goes off
+    cheap, _ = _priced([50.0, 200.0, 50.0, 200.0], [10.0, 1.0, 1.0, 1.0])
+    dec = cheap.decide(_period([10.0, 0.0, 12.0, 0.0], on))
+    assert [(d.action.cell, d.action.state) for d in dec] == [("A", "off")]
+    assert dec[0].evidence["saving_w"] > 0
+    # a cell whose load cannot move (the receivers would pass their caps) stays on, priced or not
+    full, _ = _priced([500.0, 200.0, 500.0, 200.0], [10.0, 1.0, 1.0, 1.0])
+    assert full.decide(_period([15.0, 0.0, 35.0, 0.0], on)) == []
+    assert cfg.min_saving_w == 0.0
+
+
+def test_bench_layers_carry_the_twins_power_model():
+    from mobileai.twin.config import Scenario
+    from mobileai.twin.engine import Twin
+
+    sc = Scenario(
+        seed=3,
+        layout={"sites": 7, "isd_m": 300, "wrap_around": False},
+        ues={"count": 20},
+        energy={"p0_w": 130.0, "delta_p": 4.7, "max_tx_w": 40.0},
+    )
+    tw = Twin(sc)
+    g = bench.topology_of(tw)
+    lay = bench.layers_of(tw, g)
+    assert lay.priced and not lay.multi_layer
+    assert lay.p0_w.tolist() == pytest.approx([130.0] * tw.n_cells)
+    assert lay.w_per_pct.tolist() == pytest.approx([4.7 * 40.0 / 100.0] * tw.n_cells)

@@ -141,8 +141,15 @@ def period_table(tw: Twin) -> pd.DataFrame:
 
 
 def layers_of(tw: Twin, graph: NeighbourGraph) -> CarrierLayers:
-    """Coverage / capacity layers of the twin's cells (:mod:`.layers`), in the graph's order."""
-    return CarrierLayers.from_cells(timeline.cell_config_table(tw).to_pandas(), graph.cell_ids)
+    """Coverage / capacity layers of the twin's cells (:mod:`.layers`), in the graph's order,
+    with each cell's power model as the twin prices it (per-cell CSV columns or the scenario's
+    ``energy`` section, :class:`~mobileai.twin.energy.EnergyModel`): P_0 and W per % PRB load."""
+    lay = CarrierLayers.from_cells(timeline.cell_config_table(tw).to_pandas(), graph.cell_ids)
+    order = [list(tw.cells.ids).index(c) for c in graph.cell_ids]
+    em = tw.energy
+    p0 = em.p0_w.double().cpu().numpy()[order]
+    slope = (em.delta_p * em.p_max_w).double().cpu().numpy()[order] / 100.0
+    return lay.with_power(p0, slope)
 
 
 def _p5_kbps(bits: np.ndarray, active_s: np.ndarray) -> float:

@@ -96,6 +96,10 @@ def bench_energy(
             help="More rule settings off:on,... (e.g. 20:50,30:60), each run once; equal-QoS comparison."
         ),
     ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Master seed (default: the scenario's; develop on another than the benchmark's)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Closed loop on the twin: always-on vs the threshold rule vs the forecast-driven optimiser vs PPO."""
@@ -103,6 +107,8 @@ def bench_energy(
 
     if not 100 <= step_ms <= 5000:
         raise UserError(f"--step-ms: {step_ms:g} not allowed; use 100..5000")
+    if seed is not None and not 0 <= seed <= 2**31 - 1:
+        raise UserError(f"--seed: {seed} not allowed; use 0..2147483647")
     if (rule_off is None) != (rule_on is None):
         raise UserError("--rule-off and --rule-on: give both or neither")
     rule = None if rule_off is None or rule_on is None else (rule_off, rule_on)
@@ -113,7 +119,7 @@ def bench_energy(
     which = tuple(p.strip() for p in policies.split(",") if p.strip())
     res = benchmark(
         scenario, hours, start_hour, data or _default_data(), fit, out, not as_json, step_ms, rl_model, which,
-        rule, sweep,
+        rule, sweep, seed,
     )  # fmt: skip
     human = "; ".join(
         f"{name}: energy saved {c['energy_saved']:.1%}, traffic loss {c['traffic_loss']:.2%}, "

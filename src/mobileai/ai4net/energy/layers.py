@@ -20,7 +20,7 @@ cell, with per-RU-type power parameters from the fitted ITU model (:mod:`.power_
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +31,37 @@ from mobileai.errors import UserError
 from mobileai.twin.layout import hex_site_positions
 
 LAYER_COLUMNS = ("cell_id", "x_m", "y_m", "azimuth_deg", "carrier_ghz", "n_rb")
+#: optional cells-table columns of the per-cell power model (mobileai.twin.layout.POWER_COLUMNS)
+POWER_MODEL_COLUMNS = ("p0_w", "delta_p", "max_tx_w")
 
 
 @dataclass(frozen=True)
 class CarrierLayers:
-    """Per cell (in ``cell_ids`` order): its coverage host (index, -1: none) and its PRB count."""
+    """Per cell (in ``cell_ids`` order): its coverage host (index, -1: none), its PRB count and,
+    when known, its power model (EARTH form P = P_0 + Δp·P_max·load, Auer et al. 2011, the
+    twin's :class:`~mobileai.twin.energy.EnergyModel`): ``p0_w`` the static input power of an
+    awake cell (W; a switched-off cell draws none) and ``w_per_pct`` the input power per % of
+    DL PRB load (Δp·P_max/100, W)."""
 
     cell_ids: tuple[str, ...]
     host: np.ndarray  # int [C]; -1: a coverage cell or a single-layer cell
     n_rb: np.ndarray  # float [C]
+    p0_w: np.ndarray | None = None  # float [C]
+    w_per_pct: np.ndarray | None = None  # float [C]
+
+    @property
+    def priced(self) -> bool:
+        """Whether the per-cell power model is known (the optimiser then prices each switch-off)."""
+        return self.p0_w is not None and self.w_per_pct is not None
+
+    def with_power(self, p0_w: np.ndarray, w_per_pct: np.ndarray) -> CarrierLayers:
+        """These layers with the per-cell power model (arrays in ``cell_ids`` order)."""
+        p0, slope = np.asarray(p0_w, dtype=float), np.asarray(w_per_pct, dtype=float)
+        if p0.shape != self.host.shape or slope.shape != self.host.shape:
+            raise UserError(f"cell power: need {len(self.cell_ids)} values per column, got {p0.shape}")
+        if not (np.isfinite(p0).all() and np.isfinite(slope).all()) or (p0 < 0).any() or (slope < 0).any():
+            raise UserError("cell power: p0_w and the load slope must be finite and >= 0")
+        return replace(self, p0_w=p0, w_per_pct=slope)
 
     @property
     def capacity(self) -> np.ndarray:
@@ -82,7 +104,12 @@ class CarrierLayers:
             low = group[np.argmin(f[group])]
             if f[low] < f[i] - 1e-6:
                 host[i] = int(low)
-        return cls(ids, host, n_rb)
+        out = cls(ids, host, n_rb)
+        if all(c in t.columns for c in POWER_MODEL_COLUMNS):
+            pw = t[list(POWER_MODEL_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+            if np.isfinite(pw).all():  # a partial power table prices nothing (no guessing)
+                out = out.with_power(pw[:, 0], pw[:, 1] * pw[:, 2] / 100.0)
+        return out
 
 
 # ------------------------------------------------------------------ the packaged 2-layer scenario

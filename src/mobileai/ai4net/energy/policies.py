@@ -11,15 +11,17 @@ with its reason and the numbers it relied on (:class:`EnergyDecision`).
   ``sleep_below_pct`` for ``periods`` consecutive periods; it wakes when a neighbour's load exceeds
   ``wake_neighbour_above_pct``.
 - :class:`ForecastOptimiser`: each period, picks the set of cells to sleep by a greedy
-  knapsack on the *forecast* of the next ``horizon`` periods: cells sorted by the energy their
-  sleep saves; a cell is added when (a) its forecast upper bound (hi80) stays below
-  ``sleep_below_pct`` over the horizon, (b) every active neighbour's projected load (its own
-  forecast plus its share of all sleeping cells' demand, inflated by ``sinr_inflation`` for
-  the worse radio of the moved UEs) stays under ``neighbour_cap_pct``, and (c) each sleeping
-  cell keeps ``min_active_neighbours`` awake (coverage). A sleeping cell wakes when its
-  estimated demand or its neighbours' projected load break the same constraints (with a
-  hysteresis margin). Cells asleep for the whole horizon go ``off`` (no power), otherwise
-  ``deep_sleep``.
+  knapsack on the *forecast* of the next ``horizon`` periods: with a per-cell power model (the
+  carrier layers' ``p0_w`` / ``w_per_pct``, EARTH form of Auer et al. 2011 as in the twin) cells
+  sorted by the input power their switch-off saves net of their receivers' extra load power, and
+  only those saving >= ``min_saving_w`` (else lowest forecast first); a cell is added when
+  (a) its forecast upper bound (hi80) stays below ``sleep_below_pct`` over the horizon, (b)
+  every active neighbour's projected load (its own forecast plus its share of all sleeping
+  cells' demand, inflated by ``sinr_inflation`` for the worse radio of the moved UEs) stays
+  under ``neighbour_cap_pct``, and (c) each sleeping cell keeps ``min_active_neighbours`` awake
+  (coverage). A sleeping cell wakes when its estimated demand or its neighbours' projected load
+  break the same constraints (with a hysteresis margin). Cells asleep for the whole horizon go
+  ``off`` (no power), otherwise ``deep_sleep``.
 
 Carrier switch-off over a coverage layer (TR 38.864 clause 5; :mod:`.layers`): given
 :class:`~mobileai.ai4net.energy.layers.CarrierLayers` with capacity cells, both policies only
@@ -33,7 +35,8 @@ PRBs, stayed below ``layer_sleep_below_pct`` for ``periods`` periods, and comes 
 coverage cell's load exceeds ``layer_wake_above_pct``. The optimiser plans on the forecast:
 the coverage cell's projected load (its own demand plus its sleepers' forecast hi80 x
 ``layer_host_ratio``, or x ``layer_inflation`` when no capacity neighbour is awake) must stay
-under ``host_cap_pct``, the capacity neighbours' under ``neighbour_cap_pct``.
+under ``host_cap_pct``, the capacity neighbours' (their own plus the sleepers' x
+``layer_neighbour_inflation``) under ``neighbour_cap_pct``.
 
 Both share the same coverage guard, so the comparison measures the decision logic, not the
 guard. A sleeping cell carries no load of its own; its demand is estimated from its last load
@@ -295,6 +298,24 @@ class OptimiserConfig(BaseModel):
         le=100,
         description="Carrier switch-off: max projected DL PRB load of the coverage cell, %.",
     )
+    layer_neighbour_inflation: float = Field(
+        2.2,
+        ge=1,
+        le=10,
+        description=(
+            "Carrier switch-off: PRBs the awake capacity neighbours take per PRB of a switched-off "
+            "capacity cell (A4 hand-over to them), measured on the twin (docs/energy.md)."
+        ),
+    )
+    min_saving_w: float = Field(
+        0.0,
+        ge=0,
+        le=10_000,
+        description=(
+            "With a per-cell power model: switch a cell off only when that saves at least this input "
+            "power, W (its P_0 + load power - its receivers' extra load power)."
+        ),
+    )
     layer_host_ratio: float = Field(
         0.22,
         ge=0,
@@ -420,22 +441,23 @@ class ForecastOptimiser:
                         {"demand_hi80": float(hi[i]), "demand_mean": float(mean[i])},
                     )
                 )
-        # 2. add sleepers greedily, lowest forecast demand (largest saving per unit of risk) first
-        for i in np.argsort(hi, kind="stable"):
-            if asleep[i] or (self.layers is not None and self.layers.host[i] < 0):
-                continue  # with layers only capacity cells switch off
-            if hi[i] >= cfg.sleep_below_pct:
-                break  # sorted: no later cell qualifies on its own forecast
+        # 2. add sleepers greedily: with a per-cell power model the cell whose switch-off saves
+        # most power first (re-priced against the plan so far), else the lowest forecast demand
+        load_mean = self._projected(mean, asleep)
+        for i in self._candidates(hi, mean, asleep, load_mean):
             if asleep.sum() + 1 > cfg.max_sleeping_share * g.n_cells:
                 break  # the operator's cap on sleeping cells (guardrails' max_sleeping_share)
             asleep[i] = True
             trial = self._projected(hi, asleep)
+            trial_mean = self._projected(mean, asleep)
             nb = self._receivers(asleep, i)
             over = [j for j in nb if trial[j] > self._cap(j)]
-            if over or not nb or not self._covered(asleep, i):
+            saving = self._saving_w(i, mean, load_mean, trial_mean)
+            too_little = saving is not None and saving < cfg.min_saving_w
+            if over or not nb or not self._covered(asleep, i) or too_little:
                 asleep[i] = False
                 continue
-            load_hi = trial
+            load_hi, load_mean = trial, trial_mean
             off = cfg.allow_off and cfg.horizon >= cfg.off_after_periods
             state: SleepState = "off" if off else "deep_sleep"
             self._memo[i] = _SleepMemo(
@@ -445,21 +467,56 @@ class ForecastOptimiser:
                 else self._nb_load(demand, asleep0, i),
             )
             worst = max(nb, key=lambda j: trial[j] - self._cap(j))
+            priced = "" if saving is None else f"; saves {saving:.0f} W net of its receivers' extra load"
+            evidence: dict[str, Any] = {
+                "forecast_hi80": float(hi[i]),
+                "forecast_mean": float(mean[i]),
+                "neighbour_projected": {ids[j]: round(float(trial[j]), 2) for j in nb},
+            }
+            if saving is not None:
+                evidence["saving_w"] = round(saving, 1)
             out.append(
                 EnergyDecision(
                     SetCellState(cell=ids[i], state=state),
                     f"forecast DL PRB hi80 {hi[i]:.1f}% < {cfg.sleep_below_pct:g}% for the next "
                     f"{cfg.horizon} periods; tightest receiver {ids[worst]} projected {trial[worst]:.1f}% "
-                    f"<= cap {self._cap(worst):g}%; {len(nb)} receivers stay awake",
+                    f"<= cap {self._cap(worst):g}%; {len(nb)} receivers stay awake{priced}",
                     "own_forecast",
-                    {
-                        "forecast_hi80": float(hi[i]),
-                        "forecast_mean": float(mean[i]),
-                        "neighbour_projected": {ids[j]: round(float(trial[j]), 2) for j in nb},
-                    },
+                    evidence,
                 )
             )
         return out
+
+    def _candidates(
+        self, hi: np.ndarray, mean: np.ndarray, asleep: np.ndarray, load_mean: np.ndarray
+    ) -> list[int]:
+        """Cells that may switch off on their own forecast (hi80 < ``sleep_below_pct``; with
+        layers capacity cells only), in greedy order: most power saved first when the layers
+        carry the power model (:meth:`_saving_w` against the current plan), else lowest hi80."""
+        cand = [
+            int(i)
+            for i in np.flatnonzero(~asleep & (hi < self.cfg.sleep_below_pct))
+            if self.layers is None or self.layers.host[i] >= 0
+        ]
+        if self.layers is None or not self.layers.priced:
+            return sorted(cand, key=lambda i: (hi[i], i))
+        value = {}
+        for i in cand:
+            asleep[i] = True
+            value[i] = self._saving_w(i, mean, load_mean, self._projected(mean, asleep))
+            asleep[i] = False
+        return sorted(cand, key=lambda i: (-(value[i] or 0.0), i))
+
+    def _saving_w(self, i: int, mean: np.ndarray, before: np.ndarray, after: np.ndarray) -> float | None:
+        """Input power saved by switching ``i`` off (None without a power model): its own
+        P_0 + slope x forecast mean load, less the extra load its receivers take (projected mean
+        loads ``after`` - ``before``, each at its own W per % PRB; EARTH model, Auer et al. 2011)."""
+        lay = self.layers
+        if lay is None or lay.p0_w is None or lay.w_per_pct is None:
+            return None
+        extra = np.clip(after - before, 0.0, None)
+        extra[i] = 0.0
+        return float(lay.p0_w[i] + lay.w_per_pct[i] * mean[i] - float(lay.w_per_pct @ extra))
 
     def _own_demand(self, prb: np.ndarray, asleep: np.ndarray) -> np.ndarray:
         """Each cell's own DL PRB demand, the series the forecaster learns (not the load the
@@ -524,7 +581,7 @@ class ForecastOptimiser:
                     load[h] += ratio * lay.to_host_prb(i, own[i])
                 wsum = sum(w for _, w in nb)
                 for j, w in nb:
-                    load[j] += cfg.sinr_inflation * own[i] * w / wsum
+                    load[j] += cfg.layer_neighbour_inflation * own[i] * w / wsum
             return load
         for i in np.flatnonzero(asleep):
             nb = [(j, w) for j, w in zip(g.neighbours[i], g.weights[i], strict=True) if not asleep[j]]
