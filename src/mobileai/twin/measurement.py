@@ -56,8 +56,8 @@ class Thresholds:
 
 @dataclass
 class MeasureResult:
-    """What the step needs after the measurements (the filter, T310 and TTT states are
-    updated in place on the inputs' owner)."""
+    """What the step needs after the measurements: the new filter, T310 and TTT states (new
+    tensors; the inputs are left as they were) and the step's SINR and events."""
 
     l3: torch.Tensor  #: [U, K] filtered RSRP
     t310: torch.Tensor  #: [U] T310 elapsed (< 0: not running)
@@ -160,8 +160,8 @@ def _measure_numba(
     *, l3, rsrp, rx_mw, rx_sum, noise_mw, cand_ok, cand, srv_slot, serving, dl_util, t310, a3_timer,
     out_until, oos, hysteresis_db, ttt_s, cio_db, copy_of_ue, prio, layer_cfg, p: Thresholds,
 ) -> MeasureResult:  # fmt: skip
-    """The numba path: inputs as zero-copy NumPy views, the filter, T310 and TTT states updated
-    in place on new tensors (the reference returns new tensors too)."""
+    """The numba path: inputs as zero-copy NumPy views; the filter, T310 and TTT states are
+    copied and updated in place on the copies (the reference returns new tensors too)."""
     f32 = np.float32
     u, k = l3.shape
     l3_out = l3.clone()
