@@ -5,7 +5,7 @@ slice, DL and UL at once.
 It computes, bit for bit, what the step's reference composition computes on CPU:
 :func:`mobileai.twin.linkadapt.peak_rate_bps` (TS 38.214 CQI / rank / BLER link adaptation, its
 NumPy path) and :func:`mobileai.twin.scheduler.pf_share` (the exact water-filling of that
-module's docstring, its NumPy back end), glued as ``Twin._pf_active_reference`` does. The
+module's docstring, its NumPy back end), glued as ``Twin._pf_active`` does. The
 reference spends ~0.9 ms per step in some 80 small array operations on a few hundred entries;
 these two loops take a few tens of microseconds. Float64 accumulations run in the same order
 (sequential sums and prefix sums, in the same sort order), float32 products in the same order,
@@ -23,9 +23,7 @@ import torch
 from numba import njit
 
 from mobileai.twin import linkadapt
-from mobileai.twin.scheduler import MIN_AVG_BPS
-
-_TINY = float(np.finfo(np.float64).tiny)
+from mobileai.twin.scheduler import _TINY, MIN_AVG_BPS
 
 
 @dataclass(frozen=True)
