@@ -139,19 +139,24 @@ class PeriodCounters:
         ``index_add_`` of the stacked columns."""
         names = tuple(columns)
         n = self.n_cells
-        rows = self._rows_of(names)
         if cell.device.type == "cpu":
             seg = cell.numpy()
             weights = np.empty((len(names), seg.shape[0]))
             for j, name in enumerate(names):
                 v = columns[name]
                 weights[j] = 1.0 if v is None else v.numpy()  # exact cast to float64
-            _add_columns(self._mat_np, rows.numpy(), seg, weights)
+            self.add_ue_weights(seg, names, weights)
             return
+        rows = self._rows_of(names)
         ones = torch.ones(cell.shape, dtype=torch.float64, device=cell.device)
         vals = torch.stack([ones if columns[k] is None else columns[k].double() for k in names], 1)
         acc = torch.zeros(n + 1, len(names), dtype=torch.float64, device=self.device)
         self._mat.index_add_(0, rows, acc.index_add_(0, cell, vals)[:n].T)
+
+    def add_ue_weights(self, cell: np.ndarray, names: tuple[str, ...], weights: np.ndarray) -> None:
+        """:meth:`add_ue_columns` on CPU for columns already stacked: ``weights`` [len(names), n]
+        float64 of the UEs in cells ``cell`` [n] (== n_cells: no cell, dropped)."""
+        _add_columns(self._mat_np, self._rows_of(names).numpy(), cell, weights)
 
     def add_ue_totals(
         self,

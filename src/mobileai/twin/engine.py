@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from mobileai.errors import UserError
-from mobileai.twin import layers, linkadapt, measurement, schedule_pass, scheduler
+from mobileai.twin import handover, layers, linkadapt, measurement, schedule_pass, scheduler
 from mobileai.twin.actions import (
     Action,
     ActionResult,
@@ -210,6 +210,7 @@ class Twin:
         self._rows = torch.arange(u, device=dev)
         self._rows_k = self._rows * self.k  # row offsets into a flattened [U, K] tensor
         self._single_carrier = bool((self.carrier == self.carrier[0]).all())
+        self._compiled_events = self.device.type == "cpu" and self._single_carrier
         self._meas_every = max(1, round(ran.measurement_period_ms / sc.time.step_ms))
         # L3 filter a = 1/2^(k/4) assumes one sample per measurement period; with a longer
         # sampling interval (coarse steps) it is adapted so its time constant is preserved
@@ -556,7 +557,11 @@ class Twin:
 
     def _mobility_events(self, do_ho: torch.Tensor, fire: torch.Tensor, rlf: torch.Tensor, t: float) -> None:
         """Execute handovers (or their failures) and radio link failures. Only the few UEs with
-        an event are gathered and written back: per UE the same arithmetic as over all UEs."""
+        an event are gathered and written back: per UE the same arithmetic as over all UEs.
+        On the single-carrier CPU twin the compiled pass of :mod:`~mobileai.twin.handover`."""
+        if self._compiled_events:
+            self._mobility_events_compiled(do_ho, fire, rlf, t)
+            return
         ran = self.sc.ran
         ev = (do_ho | rlf).nonzero().squeeze(1)  # ascending: counters add in UE order
         do_ho, fire, rlf = do_ho.index_select(0, ev), fire.index_select(0, ev), rlf.index_select(0, ev)
@@ -614,6 +619,49 @@ class Twin:
         if not self._single_carrier:
             self._rx_key = None  # co-channel set follows the serving carrier
 
+    def _event_state(self) -> tuple[list[torch.Tensor], handover.UeState]:
+        """New copies of the per-UE connection state the events change (the step replaces its
+        state tensors rather than writing into them; ``oos`` is updated in place, as by the
+        reference) and NumPy views of them."""
+        new = [
+            x.clone()
+            for x in (
+                self.serving, self.prev_cell, self.last_ho_t, self.out_until, self.a3_timer, self.t310,
+                self._srv_slot,
+            )
+        ]  # fmt: skip
+        views = [x.numpy() for x in new]
+        return new, handover.UeState(*views[:6], self.oos.numpy(), views[6])
+
+    def _set_event_state(self, new: list[torch.Tensor]) -> None:
+        (
+            self.serving, self.prev_cell, self.last_ho_t, self.out_until, self.a3_timer, self.t310,
+            self._srv_slot,
+        ) = new  # fmt: skip
+
+    def _event_radio(self) -> handover.Radio:
+        radio = (self.cand, self._cand_ok, self.l3, self._rx_mw, self._rx_sum, self._noise_mw)
+        return handover.Radio(*(x.numpy() for x in radio))
+
+    def _mobility_events_compiled(
+        self, do_ho: torch.Tensor, fire: torch.Tensor, rlf: torch.Tensor, t: float
+    ) -> None:
+        """:meth:`_mobility_events` in one compiled pass: the same numbers."""
+        ran = self.sc.ran
+        ev = (do_ho | rlf).nonzero().squeeze(1)
+        new, state = self._event_state()
+        src, cols = handover.execute(
+            ev.numpy(), do_ho.numpy(), fire.numpy(), rlf.numpy(), self._event_radio(), state,
+            self.traffic.in_session.numpy(), None if self._prio is None else self._prio.numpy(),
+            qout_lin=self._qout_lin, t=t, ping_pong_window_s=ran.ping_pong_window_s,
+            ho_interruption_ms=ran.ho_interruption_ms, reestablishment_ms=ran.reestablishment_ms,
+        )  # fmt: skip
+        self._set_event_state(new)
+        self.counters.add_ue_weights(src, handover.HANDOVER_COLUMNS, cols)
+        lost = ev[torch.from_numpy((cols[2] + cols[4]) > 0)]
+        if lost.numel() > 0:
+            self.traffic.drop(torch.zeros_like(self.oos).index_fill_(0, lost, True))
+
     def _ctrl_sinr_at(self, slot: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Linear control SINR of candidate ``slot`` of UEs ``rows`` (default all) against the
         cells on that candidate's carrier (an inter-frequency target is not interfered by the
@@ -634,7 +682,10 @@ class Twin:
         """Out-of-service UEs retry RRC re-establishment (TS 38.331 5.3.7) every
         ``ran.reestablishment_ms`` on their strongest candidate; it succeeds when that cell's
         control SINR is above Qin, otherwise the UE stays out of coverage (one RLF, not a loop).
-        Only the UEs due are gathered and written back."""
+        Only the UEs due are gathered and written back (compiled on the single-carrier CPU twin)."""
+        if self._compiled_events:
+            self._reestablish_compiled(t)
+            return
         due = self.oos & (self.out_until <= t)
         if not bool(due.any()):
             return
@@ -662,6 +713,19 @@ class Twin:
         self.a3_timer = self.a3_timer.index_fill(0, won, -1.0)
         slot = (cand == serving[:, None]).to(torch.uint8).argmax(1)
         self._srv_slot = self._srv_slot.index_copy(0, idx, slot)
+
+    def _reestablish_compiled(self, t: float) -> None:
+        """:meth:`_reestablish` in one compiled pass: the same numbers."""
+        new, state = self._event_state()
+        n_due = handover.due(state, t)
+        if n_due == 0:
+            return
+        cell, won = handover.reestablish(
+            self._event_radio(), state, n_due, qin_lin=self._qin_lin, t=t,
+            reestablishment_ms=self.sc.ran.reestablishment_ms, n_cells=self.n_cells,
+        )  # fmt: skip
+        self._set_event_state(new)
+        self.counters.add_ue_weights(cell, ("reestab",), won[None, :])
 
     def _admission(self, srv: torch.Tensor, srv_sinr: torch.Tensor, arrive: torch.Tensor) -> torch.Tensor:
         """Radio admission control (an RRM function of TS 38.300, as TS 36.300 for LTE): which of
