@@ -256,6 +256,10 @@ class PeriodCounters:
         )  # fmt: skip
 
     def add_cells(self, name: str, values: torch.Tensor) -> None:
+        """Add per-cell values [C] to counter ``name`` (float64 sums of the exact values)."""
+        if values.device.type == "cpu":
+            self._mat_np[_ROW[name]] += values.numpy()
+            return
         self.sums[name] += values.double()
 
     def add_sinr(self, cell: torch.Tensor, sinr_db: torch.Tensor) -> None:

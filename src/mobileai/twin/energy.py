@@ -87,6 +87,7 @@ class EnergyModel:
         self._idle_w = self.p_full_w * (self.micro_rel / 100.0)
         self._asleep_w = (self.p_full_w[:, None] * self._rel / 100.0).reshape(-1)
         self._state_base = torch.arange(n, device=dev) * len(CellState)
+        self._np_consts: tuple[np.ndarray, ...] | None = None  # NumPy views of _consts() (CPU)
         self._wake_s = torch.tensor(
             [0.0, cfg.light_sleep_transition_ms / 1e3, cfg.deep_sleep_transition_ms / 1e3, cfg.switch_on_s],
             dtype=torch.float32,
@@ -106,17 +107,21 @@ class EnergyModel:
         per-operation dispatch, which dominates for a few dozen cells."""
         cpu = state.device.type == "cpu"
         xp = np if cpu else torch
-        p0, dp, pmax, idle, asleep_w, base, state, util, waking = (
-            a.numpy() if cpu else a
-            for a in (
-                self.p0_w, self.delta_p, self.p_max_w, self._idle_w, self._asleep_w, self._state_base,
-                state, prb_util, waking,
-            )
-        )  # fmt: skip
+        if cpu:
+            if self._np_consts is None:
+                self._np_consts = tuple(a.numpy() for a in self._consts())
+            p0, dp, pmax, idle, asleep_w, base = self._np_consts
+            state, util, waking = state.numpy(), prb_util.numpy(), waking.numpy()
+        else:
+            p0, dp, pmax, idle, asleep_w, base = self._consts()
+            util = prb_util
         active = xp.where(util > 0, p0 + dp * xp.clip(util, 0, 1) * pmax, idle)
         p = xp.where(state == CellState.ACTIVE, active, xp.take(asleep_w, base + state))
         out = xp.where(waking, p0, p)
         return torch.from_numpy(out) if cpu else out
+
+    def _consts(self) -> tuple[torch.Tensor, ...]:
+        return self.p0_w, self.delta_p, self.p_max_w, self._idle_w, self._asleep_w, self._state_base
 
     def wake_time_s(self, state: torch.Tensor) -> torch.Tensor:
         """Time from a sleep state back to active, s (TR 38.864; switch-on for OFF)."""

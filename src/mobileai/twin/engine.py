@@ -619,25 +619,14 @@ class Twin:
         if not self._single_carrier:
             self._rx_key = None  # co-channel set follows the serving carrier
 
-    def _event_state(self) -> tuple[list[torch.Tensor], handover.UeState]:
-        """New copies of the per-UE connection state the events change (the step replaces its
-        state tensors rather than writing into them; ``oos`` is updated in place, as by the
-        reference) and NumPy views of them."""
-        new = [
-            x.clone()
-            for x in (
-                self.serving, self.prev_cell, self.last_ho_t, self.out_until, self.a3_timer, self.t310,
-                self._srv_slot,
-            )
-        ]  # fmt: skip
-        views = [x.numpy() for x in new]
-        return new, handover.UeState(*views[:6], self.oos.numpy(), views[6])
-
-    def _set_event_state(self, new: list[torch.Tensor]) -> None:
-        (
-            self.serving, self.prev_cell, self.last_ho_t, self.out_until, self.a3_timer, self.t310,
+    def _event_state(self) -> handover.UeState:
+        """NumPy views of the per-UE connection state the compiled events update in place (the
+        reference replaces those tensors with updated copies; nothing holds the old ones)."""
+        views = (
+            self.serving, self.prev_cell, self.last_ho_t, self.out_until, self.a3_timer, self.t310, self.oos,
             self._srv_slot,
-        ) = new  # fmt: skip
+        )  # fmt: skip
+        return handover.UeState(*(x.numpy() for x in views))
 
     def _event_radio(self) -> handover.Radio:
         radio = (self.cand, self._cand_ok, self.l3, self._rx_mw, self._rx_sum, self._noise_mw)
@@ -648,19 +637,20 @@ class Twin:
     ) -> None:
         """:meth:`_mobility_events` in one compiled pass: the same numbers."""
         ran = self.sc.ran
-        ev = (do_ho | rlf).nonzero().squeeze(1)
-        new, state = self._event_state()
+        do_ho_np, rlf_np = do_ho.numpy(), rlf.numpy()
+        ev = np.flatnonzero(do_ho_np | rlf_np)
         src, cols = handover.execute(
-            ev.numpy(), do_ho.numpy(), fire.numpy(), rlf.numpy(), self._event_radio(), state,
+            ev, do_ho_np, fire.numpy(), rlf_np, self._event_radio(), self._event_state(),
             self.traffic.in_session.numpy(), None if self._prio is None else self._prio.numpy(),
             qout_lin=self._qout_lin, t=t, ping_pong_window_s=ran.ping_pong_window_s,
             ho_interruption_ms=ran.ho_interruption_ms, reestablishment_ms=ran.reestablishment_ms,
         )  # fmt: skip
-        self._set_event_state(new)
         self.counters.add_ue_weights(src, handover.HANDOVER_COLUMNS, cols)
-        lost = ev[torch.from_numpy((cols[2] + cols[4]) > 0)]
-        if lost.numel() > 0:
-            self.traffic.drop(torch.zeros_like(self.oos).index_fill_(0, lost, True))
+        lost = ev[(cols[2] + cols[4]) > 0]  # HO failure or RLF
+        if lost.size > 0:
+            mask = torch.zeros_like(self.oos)
+            mask.numpy()[lost] = True
+            self.traffic.drop(mask)
 
     def _ctrl_sinr_at(self, slot: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Linear control SINR of candidate ``slot`` of UEs ``rows`` (default all) against the
@@ -716,15 +706,13 @@ class Twin:
 
     def _reestablish_compiled(self, t: float) -> None:
         """:meth:`_reestablish` in one compiled pass: the same numbers."""
-        new, state = self._event_state()
-        n_due = handover.due(state, t)
+        n_due = handover.due(self.oos.numpy(), self.out_until.numpy(), t)
         if n_due == 0:
             return
         cell, won = handover.reestablish(
-            self._event_radio(), state, n_due, qin_lin=self._qin_lin, t=t,
+            self._event_radio(), self._event_state(), n_due, qin_lin=self._qin_lin, t=t,
             reestablishment_ms=self.sc.ran.reestablishment_ms, n_cells=self.n_cells,
         )  # fmt: skip
-        self._set_event_state(new)
         self.counters.add_ue_weights(cell, ("reestab",), won[None, :])
 
     def _admission(self, srv: torch.Tensor, srv_sinr: torch.Tensor, arrive: torch.Tensor) -> torch.Tensor:
@@ -743,7 +731,10 @@ class Twin:
         ran = self.sc.ran
         tr = self.traffic
         admit = torch.ones_like(arrive)
-        idx = (arrive & tr.gbr).nonzero().squeeze(1)
+        if arrive.device.type == "cpu":
+            idx = torch.from_numpy(np.flatnonzero(arrive.numpy() & tr.gbr.numpy()))
+        else:
+            idx = (arrive & tr.gbr).nonzero().squeeze(1)
         if idx.numel() > 0:
             cell = srv.index_select(0, idx)
             sinr_ul = self._ul_sinr_db(idx, cell, self._srv_slot, self._n_ul, self._ul_iot_db)

@@ -96,9 +96,9 @@ def execute(
     return src, cols
 
 
-def due(state: UeState, t: float) -> int:
+def due(oos: np.ndarray, out_until: np.ndarray, t: float) -> int:
     """How many out-of-service UEs may retry re-establishment now (their wait is over)."""
-    return _count_due(state.oos, state.out_until, np.float32(t))
+    return _count_due(oos, out_until, np.float32(t))
 
 
 def reestablish(

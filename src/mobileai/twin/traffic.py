@@ -252,6 +252,8 @@ def diurnal_factor(cell_type: torch.Tensor, hour: float) -> torch.Tensor:
     f = h - i0
     i1 = (i0 + 1) % 24
     per_type = [min(1.0, max(0.0, p[i0] + f * (p[i1] - p[i0]))) for p in _DIURNAL_TABLE]
+    if cell_type.device.type == "cpu":  # the same float32 values without torch's dispatch
+        return torch.from_numpy(np.array(per_type, dtype=np.float32)[cell_type.numpy()])
     table = torch.tensor(per_type, dtype=torch.float32, device=cell_type.device)
     return table.index_select(0, cell_type.reshape(-1).long()).reshape(cell_type.shape)
 
