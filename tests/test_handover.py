@@ -29,7 +29,11 @@ def _harsh(priorities: dict[float, int] | None) -> Scenario:
             "seed": 11,
             "layout": {"sites": 7, "isd_m": 300, "wrap_around": False},
             "ues": {"per_sector": 25, "indoor_ratio": 0.3},
-            "mobility": {"model": "random_waypoint", "pause_s": 1.0, "speed_mix_kmh": {"30": 0.5, "120": 0.5}},
+            "mobility": {
+                "model": "random_waypoint",
+                "pause_s": 1.0,
+                "speed_mix_kmh": {"30": 0.5, "120": 0.5},
+            },
             "traffic": {"load_scale": 3.0},
             "time": {"step_ms": 100, "duration_s": 60, "start_hour": 12},
             "ran": ran,

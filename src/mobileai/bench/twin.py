@@ -67,6 +67,11 @@ ENV_STEP_MS = (100, 1000)
 DEFAULT_ENV_SECONDS = 20.0  # wall time spent timing each env measurement (after warm-up)
 SECONDS_PER_DAY = 86_400.0
 TARGET_VS_MOBILE_ENV = 100.0
+#: Issue targets of the reference scenario's step: under 4 ms on the 2-core CPU (over 25x real
+#: time at 100 ms steps), a simulated day in under an hour of wall time, not slower than CRRM.
+TARGET_STEP_MS = 4.0
+TARGET_DAY_WALL_S = 3600.0
+TARGET_VS_CRRM = 1.0
 WORKER_TIMEOUT_S = 1200.0
 WORKER_KILL_MB = 16 * 1024
 _INSTALL = {"crrm": "pip install crrm==2.0.2", "mobile_env": "pip install mobile-env==2.1.0"}
@@ -428,7 +433,10 @@ def run_twin_bench(
     - ``vs_mobile_env[size][policy]``: our best env steps/s (over B) with that policy and 100 ms
       radio steps over mobile-env's (None when not both ran); ``vs_mobile_env_1s_steps``: the
       same with 1000 ms radio steps (mobile-env's time resolution);
-    - ``targets``: ``vector_env_100x_mobile_env`` (random actions on both sides, every size),
+    - ``targets``: ``step_mean_under_4ms`` / ``step_median_under_4ms`` (the twin's step),
+      ``day_under_1h_projected`` (``projected_24h_wall_s`` from the mean step),
+      ``not_slower_than_crrm`` (median over median); ``vector_env_100x_mobile_env`` (random
+      actions on both sides, every size),
       ``vector_env_100x_mobile_env_hold`` (ours holding its cells), both at 100 ms radio steps,
       and the same two with a ``_1s_steps`` suffix at 1000 ms: True / False, None when not
       measured.
@@ -517,6 +525,9 @@ def run_twin_bench(
             return None
         return min(got) >= TARGET_VS_MOBILE_ENV
 
+    def below(value: float | None, limit: float) -> bool | None:
+        return None if value is None else value < limit
+
     return {
         "machine": machine_info(device)
         | {
@@ -534,6 +545,10 @@ def run_twin_bench(
         "vs_mobile_env": vs[100.0],
         "vs_mobile_env_1s_steps": vs[1000.0],
         "targets": {
+            "step_mean_under_4ms": below(twin.get("mean_ms"), TARGET_STEP_MS),
+            "step_median_under_4ms": below(twin.get("median_ms"), TARGET_STEP_MS),
+            "day_under_1h_projected": below(twin.get("projected_24h_wall_s"), TARGET_DAY_WALL_S),
+            "not_slower_than_crrm": None if ratio is None else ratio <= TARGET_VS_CRRM,
             "vector_env_100x_mobile_env": target("random", 100.0),
             "vector_env_100x_mobile_env_hold": target("hold", 100.0),
             "vector_env_100x_mobile_env_1s_steps": target("random", 1000.0),
@@ -598,6 +613,10 @@ def format_twin_bench(result: dict[str, Any]) -> str:
                 lines.append(f"  best ours ({label}, {policy} actions) / mobile-env = {fmt(v, ',.1f')}x")
     lines.append("")
     names = {
+        "step_mean_under_4ms": "twin step < 4 ms (mean of the timed steps)",
+        "step_median_under_4ms": "twin step < 4 ms (median)",
+        "day_under_1h_projected": "24 simulated hours < 1 h wall (projected from the mean step)",
+        "not_slower_than_crrm": "ours / CRRM <= 1 (median step)",
         "vector_env_100x_mobile_env": ">= 100x mobile-env (random actions on both sides)",
         "vector_env_100x_mobile_env_hold": ">= 100x mobile-env (ours holding its cells)",
         "vector_env_100x_mobile_env_1s_steps": ">= 100x mobile-env, 1 s radio steps (random actions)",
