@@ -79,8 +79,8 @@ def execute(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Handovers and failures of the UEs ``ev`` (ascending; ``do_ho``, ``fire``, ``rlf`` are
     over all UEs), updating ``state`` in place. Returns the source cells [n] and the
-    :data:`HANDOVER_COLUMNS` [6, n] float64 to add to the counters; a UE with
-    ``sessions_dropped`` or ``rlf`` or ``ho_fail`` set is lost (its traffic is the caller's)."""
+    :data:`HANDOVER_COLUMNS` [6, n] float64 to add to the counters. A UE with ``rlf`` or
+    ``ho_fail`` set is out of service now; dropping its traffic is the caller's."""
     f32 = np.float32
     n = ev.shape[0]
     src = np.empty(n, dtype=np.int64)
