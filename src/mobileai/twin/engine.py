@@ -639,14 +639,13 @@ class Twin:
         ran = self.sc.ran
         do_ho_np, rlf_np = do_ho.numpy(), rlf.numpy()
         ev = np.flatnonzero(do_ho_np | rlf_np)
-        src, cols = handover.execute(
+        src, cols, lost = handover.execute(
             ev, do_ho_np, fire.numpy(), rlf_np, self._event_radio(), self._event_state(),
             self.traffic.in_session.numpy(), None if self._prio is None else self._prio.numpy(),
             qout_lin=self._qout_lin, t=t, ping_pong_window_s=ran.ping_pong_window_s,
             ho_interruption_ms=ran.ho_interruption_ms, reestablishment_ms=ran.reestablishment_ms,
         )  # fmt: skip
         self.counters.add_ue_weights(src, handover.HANDOVER_COLUMNS, cols)
-        lost = ev[(cols[2] + cols[4]) > 0]  # HO failure or RLF
         if lost.size > 0:
             mask = torch.zeros_like(self.oos)
             mask.numpy()[lost] = True

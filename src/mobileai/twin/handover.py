@@ -29,10 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from mobileai.twin.measurement import NEG
+from mobileai.twin.measurement import NEG, control_sinr
 
 #: Per-UE columns a handover pass adds to its source cell's counters, in this order.
 HANDOVER_COLUMNS = ("ho_req", "ho_succ", "ho_fail", "ping_pong", "rlf", "sessions_dropped")
+_HO_FAIL, _RLF = HANDOVER_COLUMNS.index("ho_fail"), HANDOVER_COLUMNS.index("rlf")
 
 
 @dataclass
@@ -76,11 +77,11 @@ def execute(
     ping_pong_window_s: float,
     ho_interruption_ms: float,
     reestablishment_ms: float,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Handovers and failures of the UEs ``ev`` (ascending; ``do_ho``, ``fire``, ``rlf`` are
     over all UEs), updating ``state`` in place. Returns the source cells [n] and the
-    :data:`HANDOVER_COLUMNS` [6, n] float64 to add to the counters. A UE with ``rlf`` or
-    ``ho_fail`` set is out of service now; dropping its traffic is the caller's."""
+    :data:`HANDOVER_COLUMNS` [6, n] float64 to add to the counters, and the UEs now out of
+    service (HO failure or RLF), whose traffic the caller drops."""
     f32 = np.float32
     n = ev.shape[0]
     src = np.empty(n, dtype=np.int64)
@@ -93,7 +94,7 @@ def execute(
         in_session, f32(qout_lin), f32(t), f32(ping_pong_window_s), f32(t + ho_interruption_ms / 1e3),
         f32(t + reestablishment_ms / 1e3), src, cols,
     )  # fmt: skip
-    return src, cols
+    return src, cols, ev[(cols[_HO_FAIL] > 0) | (cols[_RLF] > 0)]
 
 
 def due(oos: np.ndarray, out_until: np.ndarray, t: float) -> int:
@@ -135,13 +136,6 @@ def _slot_of(cand_row: np.ndarray, cell: int) -> int:
 
 
 @njit(cache=True)
-def _ctrl_sinr(rx_mw: np.ndarray, rx_sum: np.ndarray, noise_mw: np.ndarray, u: int, j: int) -> np.float32:
-    """Control SINR of slot ``j`` of UE ``u``: S / (sum - S + N) in float32, the reference's order."""
-    rx = rx_mw[u, j]
-    return rx / (rx_sum[u] - rx + noise_mw[u, j])
-
-
-@njit(cache=True)
 def _execute_kernel(
     ev, do_ho, fire, rlf, cand, l3, rx_mw, rx_sum, noise_mw, use_prio, prio, serving, prev_cell,
     last_ho_t, out_until, a3_timer, t310, oos, srv_slot, in_session, qout, t, pp_window, t_ho_end,
@@ -167,7 +161,7 @@ def _execute_kernel(
                 best, slot = v, j
         target = cand[u, slot]
         ho = do_ho[u]
-        fail = ho and _ctrl_sinr(rx_mw, rx_sum, noise_mw, u, slot) < qout
+        fail = ho and control_sinr(rx_mw, rx_sum, noise_mw, u, slot) < qout
         ok = ho and not fail
         s = serving[u]
         pp = ok and target == prev_cell[u] and t - last_ho_t[u] <= pp_window
@@ -222,7 +216,7 @@ def _reestablish_kernel(
             v = l3[u, j] if cand_ok[u, j] else no_cell
             if v > best:
                 best, slot = v, j
-        ok = _ctrl_sinr(rx_mw, rx_sum, noise_mw, u, slot) > qin and cand_ok[u, slot]
+        ok = control_sinr(rx_mw, rx_sum, noise_mw, u, slot) > qin and cand_ok[u, slot]
         if ok:
             serving[u] = cand[u, slot]
             oos[u] = False

@@ -201,6 +201,14 @@ def _fma32(typingctx, a, b, c):
     return sig, codegen
 
 
+@njit(cache=True, inline="always")
+def control_sinr(rx_mw: np.ndarray, rx_sum: np.ndarray, noise_mw: np.ndarray, u: int, j: int) -> np.float32:
+    """Control-channel SINR of slot ``j`` of UE ``u`` with fully loaded neighbours,
+    ``S / (sum_j P_j - S + N)`` in float32 in the reference's order (compiled loops only)."""
+    rx = rx_mw[u, j]
+    return rx / (rx_sum[u] - rx + noise_mw[u, j])
+
+
 @njit(cache=True)
 def _measure_kernel(
     l3, rsrp, rx_mw, rx_sum, noise_mw, cand_ok, cand, srv_slot, serving, dl_util, i_sum,
@@ -222,7 +230,7 @@ def _measure_kernel(
         i_data = i_sum[u] - srx * dl_util[cand[u, s]]
         noise = noise_mw[u, s]
         sinr_lin[u] = srx / (i_data + noise)
-        ctrl = srx / (rx_sum[u] - srx + noise)
+        ctrl = control_sinr(rx_mw, rx_sum, noise_mw, u, s)
         ok = cand_ok[u, s]
         in_service = out_until[u] <= t and not oos[u]
         below = ctrl < qout or not ok
