@@ -363,15 +363,19 @@ def _add_columns(mat: np.ndarray, rows: np.ndarray, seg: np.ndarray, weights: np
     """``mat[rows[j], c] +=`` the sum of ``weights[j, u]`` over the UEs ``u`` of cell ``c``
     (``seg[u]`` == C: no cell, dropped): each cell's sum from 0 in UE order, in float64, as one
     ``numpy.bincount`` per column would compute it."""
-    n = mat.shape[1]
-    acc = np.empty(n + 1)
+    acc = np.zeros((weights.shape[0], mat.shape[1] + 1))
     for j in range(weights.shape[0]):
-        acc[:] = 0.0
         for u in range(seg.shape[0]):
-            acc[seg[u]] += weights[j, u]
-        r = rows[j]
-        for c in range(n):
-            mat[r, c] += acc[c]
+            acc[j, seg[u]] += weights[j, u]
+    _add_sums(mat, rows, acc)
+
+
+@njit(cache=True)
+def _add_sums(mat: np.ndarray, rows: np.ndarray, acc: np.ndarray) -> None:
+    """``mat[rows[j], c] += acc[j, c]`` for the real cells (the last column, "no cell", dropped)."""
+    for j in range(rows.shape[0]):
+        for c in range(mat.shape[1]):
+            mat[rows[j], c] += acc[j, c]
 
 
 @njit(cache=True)
@@ -413,6 +417,4 @@ def _add_step_kernel(mat, rows, hist, ue_dl_bits, ue_ul_bits, ue_dl_s, ue_ul_s, 
         ue_ul_bits[u] += served_ul[u] if keep_ul else zero
         ue_dl_s[u] += dt64 if active_dl[u] and keep_dl else 0.0
         ue_ul_s[u] += dt64 if active_ul[u] and keep_ul else 0.0
-    for j in range(rows.shape[0]):
-        for c in range(n):
-            mat[rows[j], c] += acc[j, c]
+    _add_sums(mat, rows, acc)
