@@ -463,6 +463,21 @@ def test_twin_bench_stacks_histories_and_reports_both_detectors() -> None:
     assert starts[1] - starts[0] == pd.Timedelta(days=2)
     assert res["f1"]["ours"] > res["f1"]["threshold"]
     assert res["latency_ms_per_cell_period"]["median"] < 10
+    # a third history that only trains: more training faults, the same test days and faults
+    kpis, events = synth_history(2, 12, seed=3)
+    extra = History(
+        None,
+        pa.Table.from_pandas(kpis),
+        pa.Table.from_pandas(events.assign(category="fault")),
+        pa.Table.from_pandas(synth_cells()),
+    )
+    more = twin_bench([*hists, extra], AnomalyConfig(n_estimators=60), train_only=1)
+    assert more["data"]["test_days_start"] == res["data"]["test_days_start"]
+    assert more["data"]["test_faults"] == res["data"]["test_faults"]
+    assert more["data"]["train_faults"] > res["data"]["train_faults"]
+    assert more["data"]["train_cell_periods"] == res["data"]["train_cell_periods"] + len(kpis)
+    with pytest.raises(UserError, match="train_only"):
+        twin_bench(hists, train_only=2)
 
 
 def test_neighbour_features_summarise_the_neighbours() -> None:

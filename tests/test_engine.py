@@ -90,6 +90,20 @@ def test_outage_neighbours_absorb_the_ues() -> None:
     assert tw.faults.events[0].kind == "outage"
 
 
+def test_fault_seed_draws_another_schedule_over_the_same_network() -> None:
+    from mobileai.data.twin_history import scenario_key
+
+    rich = small(faults={"random_per_cell_day": 24.0}, time={"duration_s": 3600})
+    schedule = [(e.kind, e.cell, e.start_s) for e in Twin(rich).faults.events]
+    assert len(schedule) > 5
+    assert [(e.kind, e.cell, e.start_s) for e in Twin(rich).faults.events] == schedule  # seeded
+    other = Twin(rich.with_updates(faults={"seed": 1}))
+    assert [(e.kind, e.cell, e.start_s) for e in other.faults.events] != schedule
+    base = Twin(rich)
+    assert torch.equal(other.mobility.x, base.mobility.x)  # same drop: only the faults differ
+    assert scenario_key(rich) != scenario_key(rich.with_updates(faults={"seed": 1}))  # own cache
+
+
 def test_sleep_saves_energy_and_waking_costs_the_tr38864_transition() -> None:
     tw = Twin(small())
     tw.run(30)

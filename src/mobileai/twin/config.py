@@ -480,6 +480,13 @@ class FaultsConfig(_Strict):
     random_duration_s: tuple[float, float] = Field(
         (900.0, 7200.0), description="Random fault duration range, s."
     )
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        description="Seed of the random fault draws (default: derived from the scenario seed). "
+        "Another value draws another fault schedule over the same network, UEs and traffic.",
+    )
 
     @field_validator("random_kinds")
     @classmethod

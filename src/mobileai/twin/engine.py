@@ -121,7 +121,8 @@ class Twin:
         self.mobility = Mobility(sc, c, ues, torch.Generator().manual_seed(seed * 7 + 1), dev)
         self.traffic = Traffic(sc.traffic, ues.n, torch.Generator().manual_seed(seed * 7 + 2), dev)
         self.energy = EnergyModel(sc.energy, c.tx_power_dbm.to(dev, torch.float32), c.power)
-        events = build_fault_events(sc, base.ids, torch.Generator().manual_seed(seed * 7 + 3))
+        fault_seed = seed * 7 + 3 if sc.faults.seed is None else sc.faults.seed
+        events = build_fault_events(sc, base.ids, torch.Generator().manual_seed(fault_seed))
         events = [replace(e, cell=e.cell + b * base.n) for b in range(copies) for e in events]
         self.faults = FaultInjector(sorted(events, key=lambda e: (e.start_s, e.cell)), c.n, dev)
 

@@ -4,7 +4,9 @@
 the last simulated day of each history is the test day, the earlier days train (the normal
 profile on their fault-free periods, the fault classifier on their labelled faults). Several
 histories of the same network are laid end to end (each later one shifted by whole days, so the
-hour of day is kept and timestamps never collide). Scores: :mod:`mobileai.ai4net.anomaly.scoring`.
+hour of day is kept and timestamps never collide). Histories that only train (other fault
+schedules over the same network, ``faults.seed``) add labelled faults without adding test days.
+Scores: :mod:`mobileai.ai4net.anomaly.scoring`.
 
 ``mlmatt_bench``: the real LTE KPIs of the ML-MATT competition (``lte-anomaly-mlmatt``, label
 ``Unusual``), split by cell (no cell in both train and test). The data has a time of day but no
@@ -62,19 +64,23 @@ def _f1(y: np.ndarray, f: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------- twin
-def stack_histories(histories: list[Any]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[tuple]]:
-    """(kpis, faults, cells, [(train_start, test_start, test_end)]) of histories laid end to end."""
+def stack_histories(
+    histories: list[Any], train_only: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[tuple]]:
+    """(kpis, faults, cells, [(train_start, test_start, test_end)]) of histories laid end to end.
+    The last ``train_only`` histories train on all their days (test window empty: test_start =
+    test_end)."""
     all_k, all_f, windows = [], [], []
     shift = pd.Timedelta(0)
     cells = histories[0].cells.to_pandas()
-    for h in histories:
+    for i, h in enumerate(histories):
         k = h.kpis.to_pandas()
         f = fault_events(h.events.to_pandas())
         for frame, cols in ((k, ("period_start", "period_end")), (f, ("start", "end"))):
             for c in cols:
                 frame[c] = frame[c] + shift
         t0, t1 = k["period_start"].min(), k["period_end"].max()
-        test0 = t1 - pd.Timedelta(days=1)
+        test0 = t1 if i >= len(histories) - train_only else t1 - pd.Timedelta(days=1)
         if test0 <= t0:
             raise UserError("twin history: at least 2 days are needed (earlier days train, the last tests)")
         windows.append((t0, test0, t1))
@@ -87,19 +93,24 @@ def stack_histories(histories: list[Any]) -> tuple[pd.DataFrame, pd.DataFrame, p
 def twin_bench(
     histories: list[Any],
     config: AnomalyConfig | None = None,
+    train_only: int = 0,
     baseline_quantile: float = 0.01,
     progress: Callable[[str], None] | None = None,
     save_model: Path | None = None,
 ) -> dict[str, Any]:
     """Fit on the earlier days of every history, score the last day of each, ours vs baseline.
+    ``train_only``: the last histories of the list only train (all their days; e.g. more
+    labelled fault schedules over the same network, ``faults.seed``).
     ``save_model``: also save the fitted model there, its test scores in its metrics."""
     say = progress or (lambda _m: None)
-    kpis, faults, cells, windows = stack_histories(histories)
+    if not 0 <= train_only < len(histories):
+        raise UserError(f"train_only: {train_only} of {len(histories)} histories leaves no test day")
+    kpis, faults, cells, windows = stack_histories(histories, train_only)
     test = np.zeros(len(kpis), dtype=bool)
     for _t0, test0, t1 in windows:
         test |= ((kpis["period_start"] >= test0) & (kpis["period_start"] < t1)).to_numpy()
     train_k, test_k = kpis[~test].reset_index(drop=True), kpis[test].reset_index(drop=True)
-    test_starts = [w[1] for w in windows]
+    test_starts = [w[1] for w in windows if w[1] < w[2]]
     train_f = faults[~faults["start"].apply(lambda s: any(w[1] <= s < w[2] for w in windows))]
     test_f = faults[faults["start"].apply(lambda s: any(w[1] <= s < w[2] for w in windows))]
     say(f"training on {len(train_k):,} cell-periods ({len(train_f)} faults), testing on {len(test_k):,}")

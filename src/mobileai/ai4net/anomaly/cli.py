@@ -115,6 +115,15 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             float,
             typer.Option(min=0.0, max=24.0, help="Random faults per cell per day of the extra history."),
         ] = 1.0,
+        train_schedules: Annotated[
+            int,
+            typer.Option(
+                min=0,
+                max=20,
+                help="Extra fault-rich histories that only train: the same network and days as the "
+                "extra history, other fault schedules (faults.seed 1..N).",
+            ),
+        ] = 0,
         save_model: Annotated[
             Path | None, typer.Option(help="Save the twin-trained model (with its test scores) here.")
         ] = None,
@@ -149,10 +158,20 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         if days == 0 and extra_days == 0:
             raise UserError("--days 0 and --extra-days 0: no history left to benchmark on")
         hists = [run("dense-urban", days, "dense-urban")] if days else []
+        if train_schedules and not extra_days:
+            raise UserError("--train-schedules needs --extra-days > 0 (the length of each training history)")
+        rich = load_scenario("dense-urban").with_updates(faults={"random_per_cell_day": extra_fault_rate})
         if extra_days > 0:
-            sc = load_scenario("dense-urban").with_updates(faults={"random_per_cell_day": extra_fault_rate})
-            hists.append(run(sc, extra_days, f"dense-urban, {extra_fault_rate:g} faults/cell/day"))
-        res = bench.twin_bench(hists, progress=lambda m: err.print(m, highlight=False), save_model=save_model)
+            hists.append(run(rich, extra_days, f"dense-urban, {extra_fault_rate:g} faults/cell/day"))
+        for s in range(1, train_schedules + 1):
+            sc = rich.with_updates(faults={"seed": s})
+            hists.append(run(sc, extra_days, f"training only, fault schedule {s}"))
+        res = bench.twin_bench(
+            hists,
+            train_only=train_schedules,
+            progress=lambda m: err.print(m, highlight=False),
+            save_model=save_model,
+        )
         o, t = res["ours"], res["threshold"]
         human = "\n".join(
             [
