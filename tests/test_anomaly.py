@@ -290,6 +290,46 @@ def test_scoring_on_a_hand_made_case() -> None:
     assert s["cell_period_precision"] == pytest.approx(2 / 3, abs=1e-4)
 
 
+def test_rca_filtered_ranking_forgives_only_another_true_fault_first() -> None:
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    pred = pd.DataFrame(
+        {
+            "period_start": [t0] * 3,
+            "period_end": [t0 + PERIOD] * 3,
+            "cell_id": ["a", "b", "c"],
+            "flag": [True, True, True],
+            "incident": [0, 0, 0],
+            # b's outage ranks first, then a's tilt error, then a false power loss on c
+            "p:outage": [0.0, 0.9, 0.0],
+            "p:tilt_error": [0.6, 0.0, 0.0],
+            "p:power_degradation": [0.0, 0.0, 0.7],
+        }
+    )
+
+    def faults(kind_b: str) -> pd.DataFrame:
+        return fault_events(
+            pd.DataFrame(
+                {
+                    "kind": ["tilt_error", kind_b],
+                    "cell_id": ["a", "b"],
+                    "start": [t0, t0],
+                    "end": [t0 + PERIOD, t0 + PERIOD],
+                }
+            )
+        )
+
+    both = faults("outage")
+    s = evaluate(pred, both, scored=both.iloc[[0]])
+    assert s["rca_top1"] == 0.0 and s["rca_top3"] == 1.0  # strict: b's outage ranks first
+    assert s["rca_top1_filtered"] == 0.0  # c's false hypothesis (0.7) still ranks above a (0.6)
+    pred["p:power_degradation"] = 0.3
+    s = evaluate(pred, both, scored=both.iloc[[0]])
+    assert s["rca_top1"] == 0.0 and s["rca_top1_filtered"] == 1.0
+    wrong_kind = faults("backhaul_congestion")  # b is faulty, but not with the kind named first
+    s = evaluate(pred, wrong_kind, scored=wrong_kind.iloc[[0]])
+    assert s["rca_top1_filtered"] == 0.0
+
+
 def test_healing_proposals_are_valid_typed_actions(data: dict, model: AnomalyModel) -> None:
     g, cells = model.graph, data["cells"]
     out = propose("S000-0", "outage", 0.9, g, cells, {"users": 40.0})

@@ -18,6 +18,10 @@
   connected to the faulty cell in the neighbour graph form its incident; the incident's
   (cell, kind) hypotheses ranked by probability must hold (faulty cell, true kind) in the first k.
   Reported over detected faults (``rca_top1``) and over all faults (``rca_top1_all``).
+  ``rca_top1_filtered`` / ``rca_top3_filtered``: the same ranking with the other true answers
+  removed first, the "filtered" setting of ranking metrics with several right answers (Bordes
+  et al., NeurIPS 2013): when two faults are active in one incident, naming the other faulty
+  cell with its true kind first is not counted against this fault.
 - **RCA confusion** (``rca_confusion``): per true kind, what rank 1 of the incident said at that
   period: a kind on the faulty cell, ``other_cell`` (rank 1 names another cell) or ``missed``
   (the fault was not detected).
@@ -123,7 +127,7 @@ def evaluate(
         n_alarm, n_true_alarm = _alarms(alarm_groups(pred, graph), cov)
 
     rows_by_cell = pd.Series(np.arange(len(pred))).groupby(pred["cell_id"].to_numpy()).indices
-    detected, delays, kinds, top1, top3 = [], [], [], [], []
+    detected, delays, kinds, top1, top3, top1f, top3f = [], [], [], [], [], [], []
     confusion: dict[str, dict[str, int]] = {}
     has_rca = rca and "incident" in pred and any(c.startswith("p:") for c in pred.columns)
     for _, ev in f.iterrows():
@@ -161,6 +165,13 @@ def evaluate(
             )
             top1.append(rank is not None and rank < 1)
             top3.append(rank is not None and rank < 3)
+            # filtered: another cell's true (cell, kind) at that period is not a wrong answer
+            rest = [h for h in hyps if h[0] == truth[0] or h not in active]
+            frank = next(
+                (i for i, h in enumerate(rest) if h == truth or (h[0] == truth[0] and h in active)), None
+            )
+            top1f.append(frank is not None and frank < 1)
+            top3f.append(frank is not None and frank < 3)
 
     det = np.asarray(detected, dtype=bool)
     recall = float(det.mean()) if len(det) else float("nan")
@@ -195,6 +206,8 @@ def evaluate(
         out["rca_top3"] = round(float(np.mean(top3)), 4) if top3 else None
         out["rca_top1_all"] = round(float(np.sum(top1)) / len(f), 4) if len(f) else None
         out["rca_top3_all"] = round(float(np.sum(top3)) / len(f), 4) if len(f) else None
+        out["rca_top1_filtered"] = round(float(np.mean(top1f)), 4) if top1f else None
+        out["rca_top3_filtered"] = round(float(np.mean(top3f)), 4) if top3f else None
         out["rca_confusion"] = {k: dict(sorted(v.items())) for k, v in sorted(confusion.items())}
     return out
 
