@@ -389,3 +389,86 @@ def test_a_raw_upload_does_not_wait_for_a_busy_device(policy: str) -> None:
     d = decide(policy, opt, x)
     assert opt.split[x.cls, d.option][0] == 0 and opt.node[x.cls, d.option][0] >= 0
     assert d.est_latency_s[0] < 0.1  # the frame goes out now, not after the device's queue
+
+
+def test_on_time_calibration_is_the_identity_without_outcomes_and_monotone_with_them() -> None:
+    cal = offload.OnTimeCalibration(2)
+    p = np.concatenate(([0.0, 1.0], np.random.default_rng(0).uniform(0, 1, 500), [1e-9, 1 - 1e-9]))
+    cls = np.arange(len(p)) % 2
+    np.testing.assert_allclose(cal.apply(p, cls), p, atol=1e-8)
+    assert cal.apply(np.array([0.0, 1.0, -1.0]), np.zeros(3, np.int64)).tolist() == [0.0, 1.0, -1.0]
+    # outcomes: pessimistic below 0.5 (0.3 predicted, 0.6 met), over-confident near 1, a
+    # non-monotone bin in between (the isotonic fit pools it)
+    rng = np.random.default_rng(1)
+    pr = np.concatenate(
+        (rng.uniform(0.2, 0.35, 4000), rng.uniform(0.5, 0.65, 300), rng.uniform(0.95, 0.98, 4000))
+    )
+    met = rng.uniform(0, 1, len(pr)) < np.concatenate(
+        (np.full(4000, 0.6), np.full(300, 0.4), np.full(4000, 0.9))
+    )
+    cal.observe(np.zeros(len(pr), np.int64), pr, met)
+    cal.refit()
+    grid = np.concatenate(([0.0], np.linspace(1e-6, 1 - 1e-6, 2001), [1.0]))
+    q = cal.apply(grid, np.zeros(len(grid), np.int64))
+    assert (np.diff(q) >= 0).all() and (q >= 0).all() and (q <= 1).all()
+    assert cal.apply(np.array([0.3]), np.zeros(1, np.int64))[0] == pytest.approx(0.6, abs=0.03)
+    assert cal.apply(np.array([0.965]), np.zeros(1, np.int64))[0] == pytest.approx(0.9, abs=0.02)
+    # the other class saw nothing: still the identity
+    np.testing.assert_allclose(cal.apply(grid[1:-1], np.ones(len(grid) - 2, np.int64)), grid[1:-1], atol=1e-8)
+    # the raw floor inverts the map: calibrated P >= y exactly from raw P >= raw_floor(y)
+    y = np.array([0.1, 0.5, 0.6, 0.8, 0.9])
+    fl = cal.raw_floor(y, np.zeros(len(y), np.int64))
+    for yi, fi in zip(y, fl, strict=True):
+        assert (q[grid >= fi + 1e-6] >= yi - 1e-9).all() and (q[grid < fi - 1e-6] < yi + 1e-9).all()
+
+
+@pytest.mark.parametrize("p_tie", [0.0, 0.05])
+def test_an_empty_calibration_decides_as_none(p_tie: float, monkeypatch) -> None:
+    monkeypatch.setattr(offload, "P_TIE", p_tie)
+    wl = parse_workload(WORKLOAD)
+    rng = np.random.default_rng(5)
+    opt, x = _inputs(wl, 400, rng, np.exp(rng.uniform(10, 19, 400)))
+    x.sigma = rng.uniform(0.05, 2.0, 400)
+    x.p_out = rng.uniform(0, 0.3, 400)
+    x.rate_interval_s = 0.1
+    a = decide("radio_aware", opt, x)
+    x.calibration = offload.OnTimeCalibration(len(wl.classes))
+    b = decide("radio_aware", opt, x)
+    np.testing.assert_array_equal(a.option, b.option)
+    np.testing.assert_allclose(a.p_meet, b.p_meet, atol=1e-8)
+    np.testing.assert_allclose(b.p_raw, a.p_meet)
+
+
+def test_recalibration_uses_no_outcome_from_the_future(monkeypatch) -> None:
+    from mobileai.net4ai import simulator
+
+    wl = parse_workload(WORKLOAD)
+    n = 9
+    members = Members(np.arange(n), np.arange(n) % 3, ("glasses", "phone", "robot"),
+                      np.array([0, 2, 1] * 3))  # fmt: skip
+    rec = toy_record(150, n, 5e7)
+    rec.ul_bps[60:80] = 2e5  # a slow spell: late and lost tasks too
+    seen: list[tuple[float, np.ndarray]] = []
+    take = simulator.OutcomeFeedback.take
+
+    def spy(self, now, cols):
+        out = take(self, now, cols)
+        seen.append((now, out[3]))
+        return out
+
+    monkeypatch.setattr(simulator.OutcomeFeedback, "take", spy)
+    out = simulate(wl, members, rec, "radio_aware", seed=0, recalibrate=True)
+    c = out.columns
+    due = c["t_arrival"] + c["deadline_s"]
+    known_at = np.minimum(c["done"], due)  # the result back, or the deadline passed without it
+    used = np.concatenate([ids for _, ids in seen])
+    assert len(used) > 100 and len(np.unique(used)) == len(used)
+    for now, ids in seen:
+        assert (known_at[ids] <= now + 1e-12).all()
+    # every remote task decided before the last deadline was handed over exactly once
+    remote = np.flatnonzero((c["option"] > 0) & (due <= 150 * 0.1 - 0.1))
+    assert np.isin(remote, used).all()
+    # off: no feedback at all, and the model's P is what is recorded
+    seen.clear()
+    off = simulate(wl, members, rec, "radio_aware", seed=0, recalibrate=False).columns
+    assert not seen and np.array_equal(off["p_meet"], off["p_raw"], equal_nan=True)

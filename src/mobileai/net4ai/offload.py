@@ -56,6 +56,15 @@ for each split point being a running minimum over the few nodes; no Python loop 
      shortest tail: the least late option instead of a gamble on a small chance (a late frame
      still has to be delivered).
 
+  Online recalibration (``DecisionInputs.calibration``, :class:`OnTimeCalibration`; the simulator
+  turns it on by default, ``simulate(recalibrate=False)`` turns it off): P is mapped through a
+  monotone per-class map fitted on the outcomes of the policy's earlier remote tasks that are
+  known at decision time (binned raw P vs deadline met, shrunk to the identity with few
+  outcomes, isotonic, linear in logit between bins). The model's P is pessimistic in [0.1, 0.5)
+  and over-confident above 0.95 (docs/benchmarks.md, "Calibration of ours' on-time
+  probability"); the map corrects the level of the remote options against the device's known P
+  and against ``P_REAL``, and the P the decision reports (``Decision.p_raw`` keeps the model's).
+
   The result's downlink time uses the predicted in-service downlink level (``dl_level_bps``);
   the other policies use the downlink's recent mean (``dl_bps``), one number. The simulator
   adds service continuity: uploads that degrade, stall in an outage or cross a handover are
@@ -69,6 +78,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import ndtr, ndtri
+from sklearn.isotonic import isotonic_regression
 
 from mobileai.compute.nodes import DEVICE_CLASSES
 from mobileai.compute.profiles import ModelProfile, load_profile
@@ -214,6 +224,8 @@ class DecisionInputs:
     outage_left_s: np.ndarray | None = None  # expected rest of an outage (radio-aware only)
     rate_interval_s: float | None = None  # interval the predicted rate law is for (None: any)
     dl_level_bps: np.ndarray | None = None  # predicted in-service downlink level (radio-aware)
+    #: online recalibration of the on-time probability (radio-aware; None: the model's P as is)
+    calibration: OnTimeCalibration | None = None
 
 
 @dataclass
@@ -221,6 +233,160 @@ class Decision:
     option: np.ndarray  # [N] column in the option table
     est_latency_s: np.ndarray  # [N] the policy's own estimate
     p_meet: np.ndarray  # [N] radio-aware probability estimate (nan for other policies)
+    #: [N] the model's probability before recalibration (radio-aware; None: not recalibrated)
+    p_raw: np.ndarray | None = None
+
+
+#: Edges of the raw on-time probability bins of :class:`OnTimeCalibration` (the interior of (0, 1);
+#: an exact 0 and an exact 1 have a bin each): finer towards 1, where most offloads are decided.
+CALIB_EDGES = np.array(
+    [0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999, 1.0]
+)
+#: Pseudo-outcomes per bin at the bin's own mean raw probability: with few outcomes the map stays
+#: near the identity (a Beta prior centred on the model's P).
+CALIB_PRIOR_N = 30.0
+#: Logits are clipped to +-this (P in [1e-12, 1 - 1e-12]) inside the map.
+_LOGIT_MAX = 27.7
+#: Logit grid of the map's lookup table (0.2 nats apart).
+_GRID = np.linspace(-_LOGIT_MAX, _LOGIT_MAX, 278)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-12, 1.0 - 1e-12)
+    return np.log(q / (1.0 - q))
+
+
+class OnTimeCalibration:
+    """Online recalibration of the radio-aware policy's on-time probability, per task class.
+
+    Fed with (raw P, deadline met) of the remote decisions whose outcome is *known* at decision
+    time (the simulator's outcome feedback; no outcome from the future). Outcomes are binned by
+    raw P (:data:`CALIB_EDGES`, plus one bin for an exact 0 and one for an exact 1); each bin's
+    met rate is shrunk towards the bin's mean raw P with :data:`CALIB_PRIOR_N` pseudo-outcomes,
+    made non-decreasing over the bins (weighted isotonic regression, scikit-learn), and the map is
+    piecewise linear in logit space between the bins' mean raw logits (beyond the outer bins, the
+    outer bin's logit offset). With no outcomes it is the identity; it is monotone
+    non-decreasing, so a task's remote options keep their order (with ``P_TIE`` = 0 the decision
+    ranks them by raw P; flat stretches where the isotonic fit pooled bins are ties only on the
+    ``P_TIE`` > 0 path); what changes is their level against the device's known P and
+    ``P_REAL``, and the P reported. :meth:`refit` rebuilds the map from the counts (the simulator
+    calls it every :data:`~mobileai.net4ai.simulator.RECALIBRATE_EVERY_S`); :meth:`decay`
+    forgets old outcomes."""
+
+    def __init__(self, n_classes: int) -> None:
+        nb = len(CALIB_EDGES) + 1  # bin 0: P == 0, 1..len-1: interior, last: P == 1
+        self.n_classes = n_classes
+        self.n = np.zeros((n_classes, nb))
+        self.met = np.zeros((n_classes, nb))
+        self.sum_p = np.zeros((n_classes, nb))
+        self.sum_logit = np.zeros((n_classes, nb))
+        self.refit()
+
+    @staticmethod
+    def _bin(p: np.ndarray) -> np.ndarray:
+        b = np.searchsorted(CALIB_EDGES, p, side="right")  # 1 .. len-1 in (0, 1)
+        b = np.minimum(b, len(CALIB_EDGES) - 1)
+        b = np.where(p <= 0.0, 0, b)
+        return np.where(p >= 1.0, len(CALIB_EDGES), b)
+
+    def observe(self, cls: np.ndarray, p_raw: np.ndarray, met: np.ndarray) -> None:
+        """Add outcomes (class, raw P of the chosen remote option, deadline met)."""
+        if len(cls) == 0:
+            return
+        p = np.clip(np.asarray(p_raw, np.float64), 0.0, 1.0)
+        b = self._bin(p)
+        key = (np.asarray(cls, np.int64), b)
+        np.add.at(self.n, key, 1.0)
+        np.add.at(self.met, key, np.asarray(met, np.float64))
+        np.add.at(self.sum_p, key, p)
+        np.add.at(self.sum_logit, key, _logit(p))
+
+    def decay(self, factor: float) -> None:
+        """Forget: every count times ``factor`` (exponential memory; bins' means unchanged)."""
+        for a in (self.n, self.met, self.sum_p, self.sum_logit):
+            a *= factor
+
+    @property
+    def outcomes(self) -> int:
+        return int(self.n.sum())
+
+    def refit(self) -> None:
+        """Rebuild the per-class maps from the counts."""
+        nb = self.n.shape[1]
+        mids = 0.5 * (CALIB_EDGES[:-1] + CALIB_EDGES[1:])
+        prior_p = np.concatenate(([0.0], mids, [1.0]))
+        xs, ys, lo, hi = [], [], np.zeros(self.n_classes), np.ones(self.n_classes)
+        for c in range(self.n_classes):
+            n, m = self.n[c], self.met[c]
+            mean_p = np.where(n > 0, self.sum_p[c] / np.maximum(n, 1.0), prior_p)
+            rate = (m + CALIB_PRIOR_N * mean_p) / (n + CALIB_PRIOR_N)
+            rate = isotonic_regression(rate, sample_weight=n + CALIB_PRIOR_N)  # exact 0 and 1 bins too
+            lo[c], hi[c] = rate[0], rate[-1]
+            x = np.where(n > 0, self.sum_logit[c] / np.maximum(n, 1.0), _logit(prior_p))[1:-1]
+            y = _logit(rate[1:-1]) + np.arange(nb - 2) * 1e-9  # strictly increasing
+            # beyond the outer bins: their logit offset, to the clip bounds
+            x = np.concatenate(([-_LOGIT_MAX - 1.0], x, [_LOGIT_MAX + 1.0]))
+            y = np.concatenate(([y[0] - (x[1] - x[0]) - 1e-9], y, [y[-1] + (x[-1] - x[-2]) + 1e-9]))
+            xs.append(x)
+            ys.append(y)
+        self.x, self.y = np.array(xs), np.array(ys)
+        self.p0, self.p1 = lo, hi
+        # the map as one table over all classes, for one np.interp per call: class c's raw P
+        # [0, 1] sits at [2c, 2c + 1] (grid points uniform in logit, the map linear in P between
+        # them), its calibrated P likewise (a 1e-12 ramp keeps it strictly increasing, so that
+        # the inverse is an np.interp too); a last point (2C, 2C) closes the inverse
+        pg = 1.0 / (1.0 + np.exp(-_GRID))
+        raw, val, inv = [], [], []
+        for c in range(self.n_classes):
+            v = 1.0 / (1.0 + np.exp(-np.interp(_GRID, self.x[c], self.y[c])))
+            v = np.concatenate(([lo[c]], np.clip(v, lo[c], hi[c]), [hi[c]]))
+            raw.append(np.concatenate(([0.0], pg, [1.0])) + 2 * c)
+            val.append(v + 2 * c)
+            inv.append(v + np.arange(len(v)) * 1e-12 + 2 * c)
+        end = np.array([2.0 * self.n_classes])
+        self._raw = np.concatenate([*raw, end])
+        self._val = np.concatenate([*val, end])
+        self._inv = np.concatenate([*inv, end])
+        # per class: the least raw P whose calibrated P reaches P_REAL ("a real chance") and 1
+        # (2.0: none), for the decision's P_TIE = 0 path
+        self.raw_real = np.array(
+            [_least_raw(r - 2 * c, v - 2 * c, P_REAL) for c, (r, v) in enumerate(zip(raw, val, strict=True))]
+        )
+        self.raw_one = np.array(
+            [_least_raw(r - 2 * c, v - 2 * c, 1.0) for c, (r, v) in enumerate(zip(raw, val, strict=True))]
+        )
+
+    def apply(self, p: np.ndarray, cls: np.ndarray) -> np.ndarray:
+        """Calibrated P of raw ``p`` [N] for tasks of classes ``cls`` [N]; negative p (an invalid
+        option) stays as it is."""
+        return np.where(p < 0.0, p, self.forward(p, 2.0 * cls))
+
+    def raw_floor(self, y: np.ndarray, cls: np.ndarray) -> np.ndarray:
+        """The least raw P whose calibrated P is >= ``y`` [N] (> 1: none; <= 0: any)."""
+        return self.inverse(y, 2.0 * cls)
+
+    def forward(self, p: np.ndarray, off: np.ndarray) -> np.ndarray:
+        """:meth:`apply` for p >= 0, with the classes' table offsets ``off`` = 2 x class."""
+        r = np.interp(p + off, self._raw, self._val)
+        r -= off
+        return r
+
+    def inverse(self, y: np.ndarray, off: np.ndarray) -> np.ndarray:
+        """:meth:`raw_floor` with the classes' table offsets ``off`` = 2 x class."""
+        r = np.interp(y + off, self._inv, self._raw)
+        r -= off
+        return r
+
+
+def _least_raw(raw: np.ndarray, val: np.ndarray, y: float) -> float:
+    """The least raw P at which the piecewise-linear table (raw, val), non-decreasing, reaches y
+    (2.0: never)."""
+    j = int(np.searchsorted(val, y, side="left"))
+    if j >= len(val):
+        return 2.0
+    if j == 0 or val[j] == val[j - 1]:
+        return float(raw[j])
+    return float(raw[j - 1] + (y - val[j - 1]) / (val[j] - val[j - 1]) * (raw[j] - raw[j - 1]))
 
 
 @dataclass
@@ -451,10 +617,37 @@ def _radio_aware(opt: OptionTable, x: DecisionInputs, pt: _Parts) -> Decision:
     p = np.where(pt.valid_rem, p, -1.0)
     p_dev = np.where(pt.valid_dev, (pt.a_dev <= d).astype(np.float64), -1.0)
     # 1. eligibility on the on-time probability (chance constraint)
-    p_star = p_dev.copy()
-    for j in range(p.shape[1]):  # short axis: a running maximum beats a reduction
-        np.maximum(p_star, p[:, j], out=p_star)
-    floor = np.where(p_star >= P_REAL, np.maximum(p_star - P_TIE, P_REAL), -0.5)
+    cal = x.calibration
+    if cal is None:
+        p_star = p_dev.copy()
+        for j in range(p.shape[1]):  # short axis: a running maximum beats a reduction
+            np.maximum(p_star, p[:, j], out=p_star)
+        floor = np.where(p_star >= P_REAL, np.maximum(p_star - P_TIE, P_REAL), -0.5)
+        floor_rem = floor
+    else:
+        # recalibrated: the map is monotone in the raw P of one task's remote options, so only
+        # the best one's raw P matters ([N] work, not [N, S])
+        p_rem = np.full(n, -1.0)
+        for j in range(p.shape[1]):
+            np.maximum(p_rem, p[:, j], out=p_rem)
+        off = 2.0 * x.cls
+        if P_TIE == 0.0:
+            # the device's P is 1, 0 or -1: "a real chance" is a raw P at or above a per-class
+            # constant, and the eligible remote options are those at the best one's raw P (or,
+            # when the device is certain, those whose calibrated P is 1 too): no map evaluated
+            real = (p_dev >= P_REAL) | (p_rem >= cal.raw_real[x.cls])
+            dev_sure = p_dev >= 1.0
+            floor_rem = np.where(real, np.where(dev_sure, cal.raw_one[x.cls], p_rem), -0.5)
+            floor = np.where(real, np.where(dev_sure, 1.0, 2.0), -0.5)  # the device's test
+        else:
+            # the floor in calibrated P, mapped back to raw P
+            p_rem_cal = np.where(p_rem < 0.0, p_rem, cal.forward(p_rem, off))
+            p_star = np.maximum(p_dev, p_rem_cal)
+            floor = np.where(p_star >= P_REAL, np.maximum(p_star - P_TIE, P_REAL), -0.5)
+            floor_rem = cal.inverse(floor, off)
+            np.minimum(floor_rem, p_rem, out=floor_rem)  # the best remote option stays eligible
+            floor_rem[p_rem_cal < floor] = 2.0  # no remote option is
+            np.copyto(floor_rem, floor, where=floor < 0.0)  # no real chance anywhere: all are
     # 2. among the eligible: the latency tail in deadlines + energy (battery-weighted, per
     # device-only energy)
     w = ENERGY_WEIGHT * np.where(x.soc < LOW_BATTERY, LOW_BATTERY / np.maximum(x.soc, 0.02), 1.0)
@@ -465,7 +658,7 @@ def _radio_aware(opt: OptionTable, x: DecisionInputs, pt: _Parts) -> Decision:
     cost *= inv_d[:, None]
     cost += pt.t_pre * (x.dev_power_w * w_e)[:, None]
     cost += tx_mean * (x.tx_power_w * w_e)[:, None]
-    cost = np.where(p >= floor[:, None], cost, np.inf)
+    cost = np.where(p >= floor_rem[:, None], cost, np.inf)
     i = np.argmin(cost, axis=1)
     c_rem = cost[rows, i]
     c_dev = np.where(p_dev >= floor, pt.a_dev * inv_d + w, np.inf)
@@ -478,7 +671,10 @@ def _radio_aware(opt: OptionTable, x: DecisionInputs, pt: _Parts) -> Decision:
         lat += x.p_out * x.outage_left_s
     est = np.where(use_dev, pt.a_dev, lat)
     p_best = np.maximum(np.where(use_dev, p_dev, p[rows, i]), 0.0)
-    return Decision(col, est, p_best)
+    if cal is None:
+        return Decision(col, est, p_best)
+    p_cal = np.where(use_dev, p_best, cal.forward(p_best, off))
+    return Decision(col, est, p_cal, p_best)
 
 
 def device_params(classes: tuple[str, ...], kind: np.ndarray) -> dict[str, np.ndarray]:

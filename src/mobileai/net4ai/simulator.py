@@ -21,7 +21,11 @@
    device (application mobility, ETSI GS MEC 021); an upload that crossed a handover or whose
    rate fell below half of plan (an outage included) and now misses its deadline is abandoned
    for the device if the device finishes earlier and in time; a split task's device runs only
-   the blocks after the split.
+   the blocks after the split. The radio-aware policy's on-time probability is recalibrated
+   online (:class:`OutcomeFeedback`, :class:`~mobileai.net4ai.offload.OnTimeCalibration`): a
+   remote task's outcome is handed to the calibration at the first step at which it is known (its
+   result is back, or its deadline passed without it), never earlier; ``recalibrate=False``
+   turns it off.
 
 Simplifications (wave 1): the AI tasks' own uplink bits are not fed back into the twin's
 scheduler (the rate estimate treats them as an extra PF user instead); a task's server work
@@ -43,6 +47,7 @@ from mobileai.net4ai.offload import (
     DL_ACCESS_S,
     UL_ACCESS_S,
     DecisionInputs,
+    OnTimeCalibration,
     OptionTable,
     build_options,
     decide,
@@ -53,6 +58,14 @@ from mobileai.net4ai.uplink import UplinkPredictor, available_rate_bps
 
 #: Steps of radio history recorded before the first task (predictor warm-up).
 WARMUP_STEPS = 20
+#: The radio-aware policy recalibrates its on-time probability online from the outcomes of its
+#: earlier remote tasks (:class:`~mobileai.net4ai.offload.OnTimeCalibration`, fed by
+#: :class:`OutcomeFeedback`); ``simulate(recalibrate=False)`` or this flag turns it off.
+RECALIBRATE = True
+#: Seconds of simulated time between refits of the recalibration map.
+RECALIBRATE_EVERY_S = 1.0
+#: Memory of the recalibration's outcome counts, s (half-life; inf: the whole run so far).
+RECALIBRATE_HALF_LIFE_S = 30.0
 
 
 @dataclass
@@ -200,8 +213,13 @@ def simulate(
     policy: str,
     seed: int = 0,
     continuity: bool | None = None,
+    recalibrate: bool | None = None,
 ) -> Outcomes:
-    """Play ``workload`` for ``policy`` over ``radio`` (see the module docstring)."""
+    """Play ``workload`` for ``policy`` over ``radio`` (see the module docstring).
+
+    ``recalibrate`` (radio-aware only; default :data:`RECALIBRATE`): map the policy's on-time
+    probability through a calibration refitted every :data:`RECALIBRATE_EVERY_S` from the outcomes
+    of its remote tasks known at decision time (per run, i.e. per uplink source, and per class)."""
     rng = np.random.default_rng(seed)
     dt, t_steps, n_ue = radio.dt, radio.steps, len(members.col)
     classes = workload.classes
@@ -211,6 +229,10 @@ def simulate(
     dev = device_params(members.device_classes, members.kind)
     ref = reference_cpu_flops_per_s()
     continuity = (policy == "radio_aware") if continuity is None else continuity
+    recalibrate = RECALIBRATE if recalibrate is None else recalibrate
+    calib = OnTimeCalibration(len(classes)) if recalibrate and policy == "radio_aware" else None
+    feedback = OutcomeFeedback()
+    refit_every = max(1, round(RECALIBRATE_EVERY_S / dt))
     # side flows above the tensors' priority take their rate first (qos.py strict priority)
     tensor_prio = FIVE_QI[MODALITY_5QI["tensors"]].priority
     side = np.zeros(n_ue)
@@ -260,6 +282,7 @@ def simulate(
             "lost",
             "fell_back",
             "p_meet",
+            "p_raw",
             "est_s",
             "k_from",
             "migrated",
@@ -302,6 +325,13 @@ def simulate(
         tx_s_step = np.zeros(n_ue)
         if continuity and live:
             _continuity_check(flight, live, cols, now, k, compute_s_step, tx_s_step)
+        if calib is not None:
+            # outcomes known now (a result back, or a deadline passed without one) feed the map
+            c_done, p_done, met_done, _ = feedback.take(now, cols)
+            calib.decay(0.5 ** (dt / RECALIBRATE_HALF_LIFE_S))
+            calib.observe(c_done, p_done, met_done)
+            if k % refit_every == 0:
+                calib.refit()
         if len(ue) == 0:
             fleet.spend(compute_s_step, tx_s_step, dt)
             continue
@@ -337,6 +367,7 @@ def simulate(
             ho_rate_hz=p.ho_rate_hz[ue],
             outage_left_s=p.outage_left_s[ue],
             rate_interval_s=dt,
+            calibration=calib,
         )
         t0 = time.perf_counter()
         dec = decide(policy, opt, x)
@@ -450,11 +481,14 @@ def simulate(
             ("lost", lost),
             ("fell_back", np.zeros(n, bool)),
             ("p_meet", dec.p_meet),
+            ("p_raw", dec.p_meet if dec.p_raw is None else dec.p_raw),
             ("est_s", dec.est_latency_s),
             ("k_from", np.full(n, k)),
             ("migrated", np.zeros(n, bool)),
         ):
             cols[name].append(np.asarray(val))
+        if calib is not None:
+            feedback.add(ids[remote], cls[remote], dec.p_raw[remote], t_arr[remote] + deadline[cls[remote]])
         if continuity:
             keep = remote & ~lost
             _append_live(
@@ -478,6 +512,52 @@ def simulate(
     out.columns = _finish_columns(columns, workload, members, dt * t_steps)
     out.tensor_bits = tensor_bits
     out.node_busy_s = compute.busy_s.copy()
+    return out
+
+
+class OutcomeFeedback:
+    """Remote tasks of the radio-aware policy whose outcome is not known yet, handed over once it
+    is: at decision time ``now`` a task's outcome is known when its result is back (``done <=
+    now``: met if ``done <= due``) or its deadline has passed without it (``due <= now``: missed).
+    Either way the outcome is final: service continuity only rewrites tasks in flight, and never
+    brings a task back by a deadline already past. Nothing later than ``now`` is read."""
+
+    def __init__(self) -> None:
+        self.ids = np.zeros(0, np.int64)
+        self.cls = np.zeros(0, np.int64)
+        self.p = np.zeros(0)
+        self.due = np.zeros(0)
+
+    def add(self, ids: np.ndarray, cls: np.ndarray, p_raw: np.ndarray, due: np.ndarray) -> None:
+        self.ids = np.concatenate((self.ids, ids))
+        self.cls = np.concatenate((self.cls, cls))
+        self.p = np.concatenate((self.p, p_raw))
+        self.due = np.concatenate((self.due, due))
+
+    def take(self, now: float, cols: dict[str, list[np.ndarray]]) -> tuple[np.ndarray, ...]:
+        """(class, raw P, met, task id) of the tasks whose outcome is known at ``now``; they
+        leave the pending set."""
+        if len(self.ids) == 0:
+            z = np.zeros(0)
+            return z.astype(np.int64), z, z.astype(bool), z.astype(np.int64)
+        done = _read_rows(cols, "done", self.ids)
+        known = (done <= now) | (self.due <= now)
+        met = done[known] <= self.due[known]
+        out = (self.cls[known], self.p[known], met, self.ids[known])
+        keep = ~known
+        self.ids, self.cls, self.p, self.due = self.ids[keep], self.cls[keep], self.p[keep], self.due[keep]
+        return out
+
+
+def _read_rows(cols: dict[str, list[np.ndarray]], key: str, ids: np.ndarray) -> np.ndarray:
+    """Current values of column ``key`` for task rows ``ids`` (rows live in per-step chunks)."""
+    sizes = np.fromiter((len(a) for a in cols[key]), np.int64, len(cols[key]))
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    chunk = np.searchsorted(starts, ids, side="right") - 1
+    out = np.empty(len(ids))
+    for c in np.unique(chunk):
+        m = chunk == c
+        out[m] = cols[key][c][ids[m] - starts[c]]
     return out
 
 
