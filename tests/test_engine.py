@@ -124,11 +124,20 @@ def test_sleep_saves_energy_and_waking_costs_the_tr38864_transition() -> None:
 def test_actions_are_reversible_and_validated() -> None:
     tw = Twin(small())
     cell = tw.cells.ids[2]
+    half = torch.full((tw.n_cells,), 0.5)
+    awake = torch.zeros(tw.n_cells, dtype=torch.bool)
+    p_before = tw.energy.power_w(tw.state, half, awake)
     r = tw.apply([SetTxPower(cell=cell, tx_power_dbm=30.0)])[0]
+    p_after = tw.energy.power_w(tw.state, half, awake)
+    assert float(p_after[2]) < float(p_before[2]) and torch.equal(p_after[3:], p_before[3:])
     assert r.applied and r.previous == pytest.approx(46.0)
     assert float(tw.tx_power_dbm[2]) == 30.0
+    # the load-dependent power follows the radiated power (EARTH), the rest stays
+    assert float(tw.energy.p_max_w[2]) == pytest.approx(10 ** ((30.0 - 30) / 10), rel=1e-5)
+    assert float(tw.energy.p_full_w[2]) == pytest.approx(float(tw.energy.p_full_w[3]))
     tw.revert(r)
     assert float(tw.tx_power_dbm[2]) == pytest.approx(46.0)
+    assert float(tw.energy.p_max_w[2]) == pytest.approx(10 ** ((46.0 - 30) / 10), rel=1e-5)
     r = tw.apply([SetHandoverParams(cell=2, hysteresis_db=0.5, time_to_trigger_ms=40)])[0]
     assert r.previous == pytest.approx((2.0, 320.0))
     bad = tw.apply([SetTxPower(cell="nope", tx_power_dbm=30.0)])[0]

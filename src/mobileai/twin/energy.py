@@ -5,6 +5,10 @@ Commun. 2011, EARTH project D2.3): P_in = P_0 + Δ_p · ρ · P_max for load ρ 
 (0, 1]; defaults are the EARTH macro values for one sector with 2 transceivers
 (P_0 = 2 x 130 W, Δ_p = 4.7, P_max = the cell's radiated power).
 
+A commanded transmit-power change (``SetTxPower``) scales the cell's P_max, so raising a cell's
+power to cover a neighbour costs energy under load; a ``power_degradation`` fault does not (the
+radio unit still draws its power while radiating less; the fault's effect is on coverage).
+
 Sleep states (3GPP TR 38.864 V18 clause 4, Table 4.1-1 BS power model), power relative to full
 load (100):
 
@@ -119,6 +123,13 @@ class EnergyModel:
         p = xp.where(state == CellState.ACTIVE, active, xp.take(asleep_w, base + state))
         out = xp.where(waking, p0, p)
         return torch.from_numpy(out) if cpu else out
+
+    def set_tx_power(self, cells: torch.Tensor, old_dbm: torch.Tensor, new_dbm: torch.Tensor) -> None:
+        """Commanded transmit-power changes of ``cells``: their load-dependent power follows the
+        radiated power (EARTH: Δ_p · ρ · P_max, P_max scaled by the change in dB). P_0, the
+        full-load rating and the sleep powers relative to it belong to the radio unit and stay."""
+        self.p_max_w[cells] = self.p_max_w[cells] * torch.pow(10.0, (new_dbm - old_dbm) / 10.0)
+        self._np_consts = None
 
     def _consts(self) -> tuple[torch.Tensor, ...]:
         return self.p0_w, self.delta_p, self.p_max_w, self._idle_w, self._asleep_w, self._state_base

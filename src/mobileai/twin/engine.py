@@ -1048,8 +1048,10 @@ class Twin:
             return prev_state.name.lower()
         if isinstance(a, SetTxPower):
             i = self.cell_index(a.cell)
-            prev = float(self.tx_power_dbm[i])
+            old = self.tx_power_dbm[i : i + 1].clone()
             self.tx_power_dbm[i] = a.tx_power_dbm
+            self.energy.set_tx_power(torch.tensor([i]), old, self.tx_power_dbm[i : i + 1])
+            prev = float(old[0])
             self._ptx_key += 1
             self._full_refresh = True
             return prev

@@ -531,7 +531,9 @@ def _set_cell_state(tw: Twin, idx: torch.Tensor, new: torch.Tensor) -> None:
 
 
 def _set_tx_power(tw: Twin, idx: torch.Tensor, new: torch.Tensor) -> None:
+    old = tw.tx_power_dbm[idx].clone()
     tw.tx_power_dbm[idx] = new
+    tw.energy.set_tx_power(idx, old, tw.tx_power_dbm[idx])
     tw._ptx_key += 1
     tw._full_refresh = True
 
