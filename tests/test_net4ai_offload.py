@@ -472,3 +472,37 @@ def test_recalibration_uses_no_outcome_from_the_future(monkeypatch) -> None:
     seen.clear()
     off = simulate(wl, members, rec, "radio_aware", seed=0, recalibrate=False).columns
     assert not seen and np.array_equal(off["p_meet"], off["p_raw"], equal_nan=True)
+
+
+@pytest.mark.parametrize("policy", ["edge", "neurosurgeon", "radio_aware"])
+def test_the_uplink_wait_a_policy_is_told_reads_no_radio_after_arrival(policy: str, monkeypatch) -> None:
+    from mobileai.net4ai import simulator
+
+    wl = parse_workload(WORKLOAD)
+    n, cut = 9, 45
+    members = Members(np.arange(n), np.arange(n) % 3, ("glasses", "phone", "robot"),
+                      np.array([0, 2, 1] * 3))  # fmt: skip
+    # three records identical up to step ``cut`` (a slow spell from step 36: uploads in flight
+    # at every arrival of steps 36..45): one ends there, one stays slow then stalls, one recovers
+    short, slow, back = toy_record(cut + 1, n, 5e7), toy_record(90, n, 5e7), toy_record(90, n, 5e7)
+    for rec in (short, slow, back):
+        rec.ul_bps[36:60] = 2e5
+    slow.ul_bps[52:] = 0.0
+    back.ul_bps[60:] = 2.5e6
+    seen: list[list[np.ndarray]] = []
+    real = simulator.decide
+
+    def spy(pol, opt, x):
+        seen[-1].append(x.wait_ul_s.copy())
+        return real(pol, opt, x)
+
+    monkeypatch.setattr(simulator, "decide", spy)
+    for rec in (short, slow, back):
+        seen.append([])
+        simulate(wl, members, rec, policy, seed=0)
+    m = len(seen[0])  # the decisions of steps up to ``cut`` (one per step: periodic arrivals)
+    waits = [np.concatenate(s[:m]) for s in seen]
+    assert np.isfinite(waits[0]).all() and (waits[0] > 0.01).sum() > 5
+    # the tasks arriving up to step ``cut`` were told the same wait whatever came after
+    np.testing.assert_array_equal(waits[1], waits[0])
+    np.testing.assert_array_equal(waits[2], waits[0])

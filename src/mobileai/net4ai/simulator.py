@@ -26,6 +26,10 @@
    remote task's outcome is handed to the calibration at the first step at which it is known (its
    result is back, or its deadline passed without it), never earlier; ``recalibrate=False``
    turns it off.
+   What every policy is told of its UE's uplink queue is what the UE knows at the task's arrival
+   (:class:`_UplinkQueue`): the bits still in its buffer (the queued uploads' bits less what the
+   radio carried up to the arrival) at the predicted mean rate; when the upload really starts is
+   played on the realised queue (the recorded future), which no policy reads.
 
 Simplifications (wave 1): the AI tasks' own uplink bits are not fed back into the twin's
 scheduler (the rate estimate treats them as an extra PF user instead); a task's server work
@@ -195,6 +199,89 @@ class _Uplinks:
         return np.where(ok & (bits > 0), t, np.where(bits > 0, np.inf, t0))
 
 
+class _UplinkQueue:
+    """The uploads every UE has queued or is sending (FIFO on its uplink): what the UE itself
+    knows of them at a time ``t`` is how many of their bits are still in its buffer (those the
+    realised radio has not carried by ``t``), never when the rest will be through.
+
+    An upload that never starts within the record (queued behind one that never ends) only adds
+    its bits to its UE's sum, so that the per-step work stays with the uploads that may move."""
+
+    def __init__(self) -> None:
+        self.id = np.zeros(0, np.int64)
+        self.ue = np.zeros(0, np.int64)
+        self.start = np.zeros(0)  # when the upload starts (or started) sending
+        self.end = np.zeros(0)  # realised end (only to forget uploads that are through)
+        self.bits = np.zeros(0)
+        self.stuck_id = np.zeros(0, np.int64)
+        self.stuck_ue = np.zeros(0, np.int64)
+        self.stuck_bits = np.zeros(0)
+        self.stuck_sum = np.zeros(0)  # [UE] bits of the uploads that never start
+
+    def _keep(self, keep: np.ndarray) -> None:
+        self.id, self.ue, self.start = self.id[keep], self.ue[keep], self.start[keep]
+        self.end, self.bits = self.end[keep], self.bits[keep]
+
+    def add(self, ids, ue, start, end, bits, replace: bool = False) -> None:
+        """Queue uploads; ``replace``: an upload queued under the same id is replaced (re-sent)."""
+        if replace:
+            self.drop(ids)
+        go = np.isfinite(start)
+        self.id = np.concatenate((self.id, ids[go]))
+        self.ue = np.concatenate((self.ue, ue[go]))
+        self.start = np.concatenate((self.start, start[go]))
+        self.end = np.concatenate((self.end, end[go]))
+        self.bits = np.concatenate((self.bits, bits[go]))
+        if (~go).any():
+            self.stuck_id = np.concatenate((self.stuck_id, ids[~go]))
+            self.stuck_ue = np.concatenate((self.stuck_ue, ue[~go]))
+            self.stuck_bits = np.concatenate((self.stuck_bits, bits[~go]))
+            n = max(len(self.stuck_sum), int(ue[~go].max()) + 1)
+            self.stuck_sum = np.concatenate((self.stuck_sum, np.zeros(n - len(self.stuck_sum))))
+            np.add.at(self.stuck_sum, ue[~go], bits[~go])
+
+    def drop(self, ids: np.ndarray) -> None:
+        """Forget abandoned uploads (the radio stopped sending them)."""
+        self._keep(~np.isin(self.id, ids))
+        if len(self.stuck_id):
+            gone = np.isin(self.stuck_id, ids)
+            if gone.any():
+                np.subtract.at(self.stuck_sum, self.stuck_ue[gone], self.stuck_bits[gone])
+                self.stuck_id = self.stuck_id[~gone]
+                self.stuck_ue, self.stuck_bits = self.stuck_ue[~gone], self.stuck_bits[~gone]
+
+    def prune(self, now: float) -> None:
+        """Forget the uploads through by ``now`` (the UE knows: its buffer emptied)."""
+        self._keep(self.end > now)
+
+    def queued_bits(self, uplinks: _Uplinks, ue: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Bits of UE ``ue[i]``'s uploads still in its buffer at ``t[i]``: the uploads' bits less
+        what the realised radio carried from their start to ``t[i]`` (none before the start);
+        reads the radio before ``t[i]`` only."""
+        n_ue = max(int(ue.max(initial=-1)) + 1, len(self.stuck_sum))
+        total = np.bincount(self.ue, weights=self.bits, minlength=n_ue).astype(np.float64)
+        total[: len(self.stuck_sum)] += self.stuck_sum
+        out = total[ue]
+        if len(ue) == 0:
+            return out
+        # the uploads sending by the latest arrival: at most one per UE (FIFO)
+        near = np.flatnonzero(self.start < t.max())
+        if len(near) == 0:
+            return out
+        order = near[np.argsort(self.ue[near], kind="stable")]
+        su = self.ue[order]
+        lo = np.searchsorted(su, ue, side="left")
+        cnt = np.searchsorted(su, ue, side="right") - lo
+        task = np.repeat(np.arange(len(ue)), cnt)  # one row per (task, upload of its UE)
+        first = np.repeat(np.cumsum(cnt) - cnt, cnt)
+        q = order[np.repeat(lo, cnt) + np.arange(len(task)) - first]
+        tq, uq, s0, b = t[task], self.ue[q], self.start[q], self.bits[q]
+        started = s0 < tq
+        sent = uplinks.bits_at(uq, tq) - uplinks.bits_at(uq, np.where(started, s0, tq))
+        carried = np.where(started, np.clip(sent, 0.0, b), 0.0)
+        return np.maximum(out - np.bincount(task, weights=carried, minlength=len(ue)), 0.0)
+
+
 @dataclass
 class Outcomes:
     """One row per task (numpy columns) and run-level facts."""
@@ -263,6 +350,9 @@ def simulate(
     dev_free = np.zeros(n_ue)
     ul_free = np.zeros(n_ue)
     ul_last = np.full(n_ue, -1, np.int64)  # row of each UE's last upload (-1: none yet)
+    # what the policies are told of the uplink queue: the bits still buffered (ul_free, the
+    # realised end, integrates the radio's future and only plays the tasks)
+    ul_queue = _UplinkQueue()
     cols: dict[str, list[np.ndarray]] = {
         k: []
         for k in (
@@ -293,7 +383,20 @@ def simulate(
     # in-flight uploads of the continuity check (task ids into the concatenated rows)
     live: dict[str, np.ndarray] = {}
     flight = _Flight(
-        radio, uplinks, downlinks, pred, pred_dl, dev_free, ul_free, ul_last, fleet, dev, ref, compute, opt
+        radio,
+        uplinks,
+        downlinks,
+        pred,
+        pred_dl,
+        dev_free,
+        ul_free,
+        ul_last,
+        fleet,
+        dev,
+        ref,
+        compute,
+        opt,
+        ul_queue,
     )
     node_down = np.zeros((t_steps, compute.n_nodes), bool)  # a MEC's outages, per step
     rows_so_far = 0
@@ -340,6 +443,10 @@ def simulate(
         p = pred.predict()
         p_dl = pred_dl.predict()
         site_now = radio.site[k - 1]
+        # the uplink wait as the UE knows it at arrival: the bits still in its buffer (carried
+        # by the radio so far) at the predicted rate, the same for every policy
+        ul_queue.prune(now)
+        wait_ul = ul_queue.queued_bits(uplinks, ue, t_arr) / np.maximum(p.mean_bps[ue], 1e3)
         x = DecisionInputs(
             cls=cls,
             deadline_s=deadline[cls],
@@ -349,7 +456,7 @@ def simulate(
             dev_power_w=dev["power_w"][ue],
             tx_power_w=dev["tx_power_w"][ue],
             soc=fleet.soc[ue],
-            wait_ul_s=np.maximum(ul_free[ue] - t_arr, 0.0),
+            wait_ul_s=wait_ul,
             mu=p.mu[ue],
             sigma=p.sigma[ue],
             p_out=p.p_out[ue],
@@ -423,6 +530,7 @@ def simulate(
             tx_from[mr] = tx_start
             ul_free[ur] = np.where(np.isfinite(tx_end), tx_end, np.inf)  # stuck: busy to the end
             ul_last[ur] = ids[mr]
+            ul_queue.add(ids[mr], ur, tx_start, tx_end, bits[mr])
             with np.errstate(invalid="ignore"):
                 tx_busy = np.where(
                     np.isfinite(tx_end), tx_end - tx_start, np.maximum(t_steps * dt - tx_start, 0.0)
@@ -611,6 +719,8 @@ class _Flight:
     ref: float
     compute: ComputeLayer
     opt: OptionTable
+    #: the uploads queued or sending: what the policies are told of the uplink wait
+    ul_queue: _UplinkQueue = field(default_factory=_UplinkQueue)
 
 
 def _continuity_check(
@@ -691,6 +801,7 @@ def _continuity_check(
         # later upload keeps its slot: freeing it would let the next task share its air time)
         last = f.ul_last[ug] == live["id"][sel]
         f.ul_free[ug] = np.where(last, np.minimum(f.ul_free[ug], now), f.ul_free[ug])
+        f.ul_queue.drop(live["id"][sel])
         compute_s_step[ug] += t_dev
         # the device computes the task; the radio stops sending now (not at the planned end)
         unsent_tx = np.maximum(live["tx_until"][sel] - now, 0.0) * dev["tx_power_w"][ug]
@@ -768,6 +879,7 @@ def _redispatch(
     tx_s_step[u] += np.minimum(busy, f.radio.dt)
     f.ul_free[u] = np.maximum(f.ul_free[u], np.where(fin_tx, tx_end, np.inf))
     f.ul_last[u] = live["id"][idx]
+    f.ul_queue.add(live["id"][idx], u, start, tx_end, bits, replace=True)
     k_end = np.clip((np.where(fin_tx, tx_end, 0.0) / f.radio.dt).astype(np.int64), 0, f.radio.steps - 1)
     after = _server_after_upload(f, live, idx, f.radio.site[k_end, u])[np.arange(len(idx)), node]
     c, o = live["cls"][idx], live["option"][idx]
