@@ -175,10 +175,10 @@ def _public(result: dict) -> dict:
 
 # ---- twin
 def twin_task(
-    kpi: str = "DRB.PdcpSduVolumeDL", scenario: str = "dense-urban", days: int = 4, progress: Progress = None
+    kpi: str = "DRB.PdcpSduVolumeDL", scenario: str = "dense-urban", days: int = 8, progress: Progress = None
 ) -> Task:
     """Hourly ``kpi`` per cell of the twin history (cached; generated on first use, which takes about
-    an hour for 4 days of dense-urban); test = the last 24 hours, one origin."""
+    an hour of one core for 8 days of dense-urban); test = the last 24 hours, one origin."""
     from mobileai.data.twin_history import twin_history
 
     shown = {"pct": -1}
@@ -203,7 +203,7 @@ def run_twin_bench(
     progress: Progress = None,
     config: NeuralConfig | None = None,
     task: Task | None = None,
-    days: int = 4,
+    days: int = 8,
 ) -> dict:
     torch.set_num_threads(1)
     task = task or twin_task(kpi, progress=progress, days=days)

@@ -135,8 +135,13 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         kpi: Annotated[str, typer.Option(help="Twin KPI to forecast.")] = "DRB.PdcpSduVolumeDL",
         days: Annotated[
             int,
-            typer.Option(min=3, max=30, help="Days of the twin history (the last one is the test day)."),
-        ] = 4,
+            typer.Option(
+                min=3,
+                max=30,
+                help="Days of the twin history (the last one is the test day; 8: a full week to fit, "
+                "about an hour to simulate on first use).",
+            ),
+        ] = 8,
         federated: Annotated[bool, typer.Option(help="With --data: FedAvg / pooled / transfer runs.")] = True,
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
