@@ -143,6 +143,7 @@ def twin_bench(
         "f1": {"ours": ours["f1"], "threshold": theirs["f1"]},
         "rca_top1": ours.get("rca_top1"),
         "rca_top3": ours.get("rca_top3"),
+        "rca_top1_filtered": ours.get("rca_top1_filtered"),
         "delay_periods": ours["delay_periods_median"],
         "latency_ms_per_cell_period": lat,
         "ours": ours,

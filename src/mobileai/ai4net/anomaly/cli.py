@@ -180,7 +180,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 f"  F1 (event)        ours {o['f1']:.3f}   thresholds {t['f1']:.3f}",
                 f"  precision/recall  ours {o['event_precision']:.3f}/{o['event_recall']:.3f}   "
                 f"thresholds {t['event_precision']:.3f}/{t['event_recall']:.3f}",
-                f"  RCA top-1/top-3   {o.get('rca_top1')}/{o.get('rca_top3')}   median delay "
+                f"  RCA top-1/top-3   {o.get('rca_top1')}/{o.get('rca_top3')}   (filtered top-1 "
+                f"{o.get('rca_top1_filtered')})   median delay "
                 f"{o['delay_periods_median']} periods",
                 f"  latency {res['latency_ms_per_cell_period']['median']} ms per cell-period",
             ]
