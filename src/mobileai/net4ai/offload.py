@@ -306,55 +306,43 @@ class OnTimeCalibration:
         for a in (self.n, self.met, self.sum_p, self.sum_logit):
             a *= factor
 
-    @property
-    def outcomes(self) -> int:
-        return int(self.n.sum())
-
     def refit(self) -> None:
-        """Rebuild the per-class maps from the counts."""
+        """Rebuild the per-class maps from the counts.
+
+        The map is one table over all classes, for one np.interp per call: class c's raw P
+        [0, 1] sits at [2c, 2c + 1] (grid points uniform in logit, the map linear in P between
+        them), its calibrated P likewise (a 1e-12 ramp keeps it strictly increasing, so that the
+        inverse is an np.interp too); a last point (2C, 2C) closes the inverse."""
         nb = self.n.shape[1]
         mids = 0.5 * (CALIB_EDGES[:-1] + CALIB_EDGES[1:])
         prior_p = np.concatenate(([0.0], mids, [1.0]))
-        xs, ys, lo, hi = [], [], np.zeros(self.n_classes), np.ones(self.n_classes)
+        raw_c = np.concatenate(([0.0], 1.0 / (1.0 + np.exp(-_GRID)), [1.0]))
+        raw, val, inv = [], [], []
+        self.raw_real, self.raw_one = np.zeros(self.n_classes), np.zeros(self.n_classes)
         for c in range(self.n_classes):
             n, m = self.n[c], self.met[c]
             mean_p = np.where(n > 0, self.sum_p[c] / np.maximum(n, 1.0), prior_p)
             rate = (m + CALIB_PRIOR_N * mean_p) / (n + CALIB_PRIOR_N)
             rate = isotonic_regression(rate, sample_weight=n + CALIB_PRIOR_N)  # exact 0 and 1 bins too
-            lo[c], hi[c] = rate[0], rate[-1]
+            lo, hi = rate[0], rate[-1]
             x = np.where(n > 0, self.sum_logit[c] / np.maximum(n, 1.0), _logit(prior_p))[1:-1]
             y = _logit(rate[1:-1]) + np.arange(nb - 2) * 1e-9  # strictly increasing
             # beyond the outer bins: their logit offset, to the clip bounds
             x = np.concatenate(([-_LOGIT_MAX - 1.0], x, [_LOGIT_MAX + 1.0]))
             y = np.concatenate(([y[0] - (x[1] - x[0]) - 1e-9], y, [y[-1] + (x[-1] - x[-2]) + 1e-9]))
-            xs.append(x)
-            ys.append(y)
-        self.x, self.y = np.array(xs), np.array(ys)
-        self.p0, self.p1 = lo, hi
-        # the map as one table over all classes, for one np.interp per call: class c's raw P
-        # [0, 1] sits at [2c, 2c + 1] (grid points uniform in logit, the map linear in P between
-        # them), its calibrated P likewise (a 1e-12 ramp keeps it strictly increasing, so that
-        # the inverse is an np.interp too); a last point (2C, 2C) closes the inverse
-        pg = 1.0 / (1.0 + np.exp(-_GRID))
-        raw, val, inv = [], [], []
-        for c in range(self.n_classes):
-            v = 1.0 / (1.0 + np.exp(-np.interp(_GRID, self.x[c], self.y[c])))
-            v = np.concatenate(([lo[c]], np.clip(v, lo[c], hi[c]), [hi[c]]))
-            raw.append(np.concatenate(([0.0], pg, [1.0])) + 2 * c)
+            v = 1.0 / (1.0 + np.exp(-np.interp(_GRID, x, y)))
+            v = np.concatenate(([lo], np.clip(v, lo, hi), [hi]))
+            raw.append(raw_c + 2 * c)
             val.append(v + 2 * c)
             inv.append(v + np.arange(len(v)) * 1e-12 + 2 * c)
+            # the least raw P whose calibrated P reaches P_REAL ("a real chance") and 1 (2.0:
+            # none), for the decision's P_TIE = 0 path
+            self.raw_real[c] = _least_raw(raw_c, v, P_REAL)
+            self.raw_one[c] = _least_raw(raw_c, v, 1.0)
         end = np.array([2.0 * self.n_classes])
         self._raw = np.concatenate([*raw, end])
         self._val = np.concatenate([*val, end])
         self._inv = np.concatenate([*inv, end])
-        # per class: the least raw P whose calibrated P reaches P_REAL ("a real chance") and 1
-        # (2.0: none), for the decision's P_TIE = 0 path
-        self.raw_real = np.array(
-            [_least_raw(r - 2 * c, v - 2 * c, P_REAL) for c, (r, v) in enumerate(zip(raw, val, strict=True))]
-        )
-        self.raw_one = np.array(
-            [_least_raw(r - 2 * c, v - 2 * c, 1.0) for c, (r, v) in enumerate(zip(raw, val, strict=True))]
-        )
 
     def apply(self, p: np.ndarray, cls: np.ndarray) -> np.ndarray:
         """Calibrated P of raw ``p`` [N] for tasks of classes ``cls`` [N]; negative p (an invalid

@@ -39,7 +39,7 @@ joins the node backlog at decision time; device speed is the one at decision tim
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -657,15 +657,24 @@ class OutcomeFeedback:
         return out
 
 
-def _read_rows(cols: dict[str, list[np.ndarray]], key: str, ids: np.ndarray) -> np.ndarray:
-    """Current values of column ``key`` for task rows ``ids`` (rows live in per-step chunks)."""
-    sizes = np.fromiter((len(a) for a in cols[key]), np.int64, len(cols[key]))
+def _chunk_rows(
+    cols: dict[str, list[np.ndarray]], ids: np.ndarray
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Task rows ``ids`` by the per-step chunk they live in: (chunk, mask over ``ids``, offsets
+    in the chunk) for every chunk that holds some of them."""
+    sizes = np.fromiter((len(a) for a in cols["done"]), np.int64, len(cols["done"]))
     starts = np.concatenate(([0], np.cumsum(sizes)))
     chunk = np.searchsorted(starts, ids, side="right") - 1
-    out = np.empty(len(ids))
     for c in np.unique(chunk):
         m = chunk == c
-        out[m] = cols[key][c][ids[m] - starts[c]]
+        yield int(c), m, ids[m] - starts[c]
+
+
+def _read_rows(cols: dict[str, list[np.ndarray]], key: str, ids: np.ndarray) -> np.ndarray:
+    """Current values of column ``key`` for task rows ``ids``."""
+    out = np.empty(len(ids))
+    for c, m, off in _chunk_rows(cols, ids):
+        out[m] = cols[key][c][off]
     return out
 
 
@@ -920,12 +929,7 @@ def _patch(
 ) -> None:
     """Rewrite rows of tasks in flight that fell back (``node`` -1) or moved to another node
     (rows live in per-step chunks)."""
-    sizes = np.array([len(a) for a in cols["done"]])
-    starts = np.concatenate(([0], np.cumsum(sizes)))
-    chunk = np.searchsorted(starts, ids, side="right") - 1
-    for c in np.unique(chunk):
-        m = chunk == c
-        off = ids[m] - starts[c]
+    for c, m, off in _chunk_rows(cols, ids):
         cols["done"][c][off] = done[m]
         cols["dev_energy_j"][c][off] += extra_energy[m]
         cols["up_bytes"][c][off] = up_bytes[m]
