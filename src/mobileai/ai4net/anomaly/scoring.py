@@ -160,16 +160,11 @@ def evaluate(
                 )
             )
             truth = (str(ev["cell_id"]), ev["kind"])
-            rank = next(
-                (i for i, h in enumerate(hyps) if h == truth or (h[0] == truth[0] and h in active)), None
-            )
+            rank = _rank_of_truth(hyps, truth, active)
             top1.append(rank is not None and rank < 1)
             top3.append(rank is not None and rank < 3)
             # filtered: another cell's true (cell, kind) at that period is not a wrong answer
-            rest = [h for h in hyps if h[0] == truth[0] or h not in active]
-            frank = next(
-                (i for i, h in enumerate(rest) if h == truth or (h[0] == truth[0] and h in active)), None
-            )
+            frank = _rank_of_truth([h for h in hyps if h[0] == truth[0] or h not in active], truth, active)
             top1f.append(frank is not None and frank < 1)
             top3f.append(frank is not None and frank < 3)
 
@@ -210,6 +205,14 @@ def evaluate(
         out["rca_top3_filtered"] = round(float(np.mean(top3f)), 4) if top3f else None
         out["rca_confusion"] = {k: dict(sorted(v.items())) for k, v in sorted(confusion.items())}
     return out
+
+
+def _rank_of_truth(
+    hyps: list[tuple[str, str]], truth: tuple[str, str], active: set[tuple[str, str]]
+) -> int | None:
+    """Rank (0-based) of the first hypothesis that is right for this fault: its (cell, kind), or
+    another fault active on the same cell at that period; None when none is."""
+    return next((i for i, h in enumerate(hyps) if h == truth or (h[0] == truth[0] and h in active)), None)
 
 
 def _count(table: dict[str, dict[str, int]], truth: str, said: str) -> None:
