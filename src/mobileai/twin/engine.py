@@ -1007,6 +1007,15 @@ class Twin:
         return self.reports
 
     # ================================================================== actions
+    def set_tx_power_rows(self, cells: torch.Tensor, dbm: torch.Tensor) -> None:
+        """Set the transmit power of ``cells`` (the typed ``tx_power`` action and the vector env's
+        tensor path): the radio refreshes its received powers, the energy model its P_max."""
+        old = self.tx_power_dbm[cells].clone()
+        self.tx_power_dbm[cells] = dbm
+        self.energy.set_tx_power(cells, old, self.tx_power_dbm[cells])
+        self._ptx_key += 1
+        self._full_refresh = True
+
     def cell_index(self, cell: str | int) -> int:
         if isinstance(cell, int):
             if not 0 <= cell < self.n_cells:
@@ -1048,12 +1057,9 @@ class Twin:
             return prev_state.name.lower()
         if isinstance(a, SetTxPower):
             i = self.cell_index(a.cell)
-            old = self.tx_power_dbm[i : i + 1].clone()
-            self.tx_power_dbm[i] = a.tx_power_dbm
-            self.energy.set_tx_power(torch.tensor([i]), old, self.tx_power_dbm[i : i + 1])
-            prev = float(old[0])
-            self._ptx_key += 1
-            self._full_refresh = True
+            prev = float(self.tx_power_dbm[i])
+            dev = self.tx_power_dbm.device
+            self.set_tx_power_rows(torch.tensor([i], device=dev), torch.tensor([a.tx_power_dbm], device=dev))
             return prev
         if isinstance(a, SetTilt):
             i = self.cell_index(a.cell)

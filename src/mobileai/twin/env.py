@@ -410,7 +410,7 @@ class _Core:
                 _set_tilt(tw, ch_t, tilt[ch_t])
                 n += int(ch_t.numel())
             if ch_p.numel():
-                _set_tx_power(tw, ch_p, power[ch_p])
+                tw.set_tx_power_rows(ch_p, power[ch_p])
                 n += int(ch_p.numel())
             return n
         # mobility: hysteresis steps
@@ -528,14 +528,6 @@ def _set_cell_state(tw: Twin, idx: torch.Tensor, new: torch.Tensor) -> None:
     tw.state[idx] = new
     tw._commanded_off[idx] = new != int(CellState.ACTIVE)
     tw._state_version += 1
-
-
-def _set_tx_power(tw: Twin, idx: torch.Tensor, new: torch.Tensor) -> None:
-    old = tw.tx_power_dbm[idx].clone()
-    tw.tx_power_dbm[idx] = new
-    tw.energy.set_tx_power(idx, old, tw.tx_power_dbm[idx])
-    tw._ptx_key += 1
-    tw._full_refresh = True
 
 
 def _set_tilt(tw: Twin, idx: torch.Tensor, new: torch.Tensor) -> None:
